@@ -1,0 +1,1 @@
+"""Clusters and their worker environments: provisioning with uv, local and remote workers."""

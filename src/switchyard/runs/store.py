@@ -1,0 +1,818 @@
+"""The run store: orchestrations, their batches and an audit trail, in one SQLite file.
+
+Several processes use the file at once (the driver, the UI, the CLI, the HTTP
+API), so every change that touches more than one row runs in one
+``BEGIN IMMEDIATE`` transaction, and status changes read the current status
+inside that transaction before applying :data:`switchyard.runs.state.TRANSITIONS`.
+Within a process one connection is shared by all threads behind a re-entrant
+lock (the driver records results from one thread while another heartbeats).
+
+Time is a parameter (``now=None`` means ``time.time()``), so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from switchyard import workspace
+from switchyard.exceptions import LeaseHeld, NotFound, StoreError
+from switchyard.runs.state import BatchStatus, Status, allowed_commands, next_status
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orchestrations (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    app TEXT NOT NULL,
+    status TEXT NOT NULL,
+    mode INTEGER NOT NULL DEFAULT 0,
+    args TEXT NOT NULL DEFAULT '{}',
+    workers TEXT NOT NULL DEFAULT '{}',
+    scheduler TEXT,
+    plan_fingerprint TEXT,
+    run_dir TEXT,
+    options TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    heartbeat_at REAL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    driver_pid INTEGER,
+    error TEXT,
+    output TEXT,
+    seconds REAL,
+    total_batches INTEGER NOT NULL DEFAULT 0,
+    completed_batches INTEGER NOT NULL DEFAULT 0,
+    attempts_limit INTEGER NOT NULL DEFAULT 3
+);
+CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
+CREATE INDEX IF NOT EXISTS orchestrations_by_created ON orchestrations (created_at);
+CREATE TABLE IF NOT EXISTS batches (
+    orchestration_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    weight REAL NOT NULL DEFAULT 1.0,
+    items INTEGER NOT NULL DEFAULT 0,
+    planned_worker TEXT,
+    worker TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    ended_at REAL,
+    error TEXT,
+    output_path TEXT,
+    next_attempt_at REAL,
+    PRIMARY KEY (orchestration_id, idx)
+);
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches (orchestration_id, status);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    orchestration_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, id);
+"""
+
+_JSON_COLUMNS = ("args", "workers", "options")
+_ACTIVE = tuple(s.value for s in Status if s.is_active)
+# Batches whose attempt counts when its result is recorded.
+_COUNTED = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.DEAD)
+
+
+@dataclass
+class Orchestration:
+    """One row of ``orchestrations``: a run of an app (or a pipeline) and its lifecycle."""
+
+    id: str
+    kind: str
+    app: str
+    status: Status
+    mode: int = 0
+    args: dict = None  # type: ignore[assignment]
+    workers: dict = None  # type: ignore[assignment]
+    scheduler: str | None = None
+    plan_fingerprint: str | None = None
+    run_dir: str | None = None
+    options: dict = None  # type: ignore[assignment]
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    driver_pid: int | None = None
+    error: str | None = None
+    output: str | None = None
+    seconds: float | None = None
+    total_batches: int = 0
+    completed_batches: int = 0
+    attempts_limit: int = 3
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+        for name in _JSON_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, {})
+
+    @property
+    def progress(self) -> float:
+        """Completed batches over all batches, 0..1."""
+        if self.total_batches <= 0:
+            return 1.0 if self.status is Status.COMPLETED else 0.0
+        return min(1.0, self.completed_batches / self.total_batches)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["progress"] = self.progress
+        d["commands"] = allowed_commands(self.status)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Orchestration":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Orchestration":
+        d = {f.name: row[f.name] for f in fields(cls)}
+        for name in _JSON_COLUMNS:
+            d[name] = json.loads(d[name]) if d[name] else {}
+        return cls(**d)
+
+
+@dataclass
+class Batch:
+    """One row of ``batches``: a partition (or pipeline step) of an orchestration."""
+
+    orchestration_id: str
+    idx: int
+    name: str
+    weight: float = 1.0
+    items: int = 0
+    planned_worker: str | None = None
+    worker: str | None = None
+    status: BatchStatus = BatchStatus.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    output_path: str | None = None
+    next_attempt_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.status = BatchStatus(self.status)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["seconds"] = self.seconds
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Batch":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Batch":
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+def new_orchestration_id(now: float | None = None) -> str:
+    """A short id that sorts by creation time (UTC), e.g. ``20261122-180512-ab12cd``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(_now(now)))
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+class RunStore:
+    """Orchestrations, batches and events in one SQLite file, safe across threads and processes.
+
+    Args:
+        path: the database file; default ``<workspace home>/switchyard.db``.
+    """
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path is not None else workspace.home() / "switchyard.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._orphans: list[sqlite3.Connection] = []
+        self.initialize_schema()
+
+    # -- connection and transactions ---------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:
+            # A forked child must not use (nor close) the parent's connection.
+            self._orphans.append(self._conn)
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                self.path, f"cannot open it ({e})",
+                "move the file away or point SWITCHYARD_HOME at another folder",
+            ) from e
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            conn = self._connection()
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield conn
+                finally:
+                    self._depth -= 1
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> builtins.list[sqlite3.Row]:
+        with self._lock:
+            return self._connection().execute(sql, tuple(params)).fetchall()
+
+    def initialize_schema(self) -> None:
+        """Create the tables if missing (idempotent); refuse a store written by a newer version."""
+        try:
+            with self.transaction() as c:
+                c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                found = int(row[0]) if row else None
+                if found is not None and found > SCHEMA_VERSION:
+                    raise StoreError(
+                        self.path, f"schema version {found} is newer than this Switchyard's "
+                        f"({SCHEMA_VERSION})", "upgrade Switchyard or use another SWITCHYARD_HOME",
+                    )
+                # One statement at a time: executescript() would commit our transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                if found is None:
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                self.path, f"not a usable run store ({e})",
+                "move the file away or point SWITCHYARD_HOME at another folder",
+            ) from e
+
+    def schema_version(self) -> int:
+        row = self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(row[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- creating and reading ----------------------------------------------------------------
+
+    def create_orchestration(
+        self,
+        *,
+        kind: str,
+        app: str,
+        mode: int,
+        args: dict,
+        workers: dict,
+        scheduler: str | None,
+        plan_fingerprint: str | None,
+        run_dir: str | Path | None,
+        batches: builtins.list[dict],
+        options: dict | None = None,
+        attempts_limit: int = 3,
+        now: float | None = None,
+    ) -> str:
+        """Record a new orchestration (status ``pending``) and its batches; return its id.
+
+        Each batch is a dict with ``name`` and optionally ``weight``, ``items`` (a count or
+        the items themselves) and ``planned_worker``; its index is its position in the list.
+        """
+        now = _now(now)
+        if int(attempts_limit) < 1:
+            raise ValueError(f"attempts_limit must be at least 1, got {attempts_limit}")
+        rows = []
+        for idx, b in enumerate(batches):
+            items = b.get("items", 0)
+            items = items if isinstance(items, int) else len(items)
+            rows.append((idx, str(b["name"]), float(b.get("weight", 1.0)), items,
+                         b.get("planned_worker")))
+        values = (
+            kind, app, Status.PENDING.value, int(mode), json.dumps(args or {}),
+            json.dumps(workers or {}), scheduler, plan_fingerprint,
+            str(run_dir) if run_dir is not None else None, json.dumps(options or {}), now,
+            len(rows), int(attempts_limit),
+        )
+        with self.transaction() as c:
+            for _ in range(5):
+                oid = new_orchestration_id(now)
+                try:
+                    c.execute(
+                        "INSERT INTO orchestrations (id, kind, app, status, mode, args, workers, "
+                        "scheduler, plan_fingerprint, run_dir, options, created_at, total_batches, "
+                        "attempts_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (oid, *values),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    continue  # two ids drawn in the same second collided: draw again
+            else:
+                raise RuntimeError("could not draw a unique orchestration id")
+            c.executemany(
+                "INSERT INTO batches (orchestration_id, idx, name, weight, items, planned_worker) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(oid, *r) for r in rows],
+            )
+            self._event(c, oid, "created", f"{kind} of {app} with {len(rows)} batches", now)
+        return oid
+
+    def get(self, oid: str) -> Orchestration:
+        """The orchestration ``oid``; raises NotFound for an unknown id."""
+        rows = self._read("SELECT * FROM orchestrations WHERE id = ?", (oid,))
+        if not rows:
+            raise self._not_found(oid)
+        return Orchestration.from_row(rows[0])
+
+    def list(
+        self,
+        status: Status | str | Iterable[Status | str] | None = None,
+        app: str | None = None,
+        kind: str | None = None,
+        limit: int = 200,
+    ) -> builtins.list[Orchestration]:
+        """Orchestrations, newest first, optionally filtered by status (one or several), app, kind."""
+        where, params = [], []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else builtins.list(status)
+            values = [Status(s).value for s in wanted]
+            where.append(f"status IN ({','.join('?' * len(values))})")
+            params += values
+        if app is not None:
+            where.append("app = ?")
+            params.append(app)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT * FROM orchestrations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        return [Orchestration.from_row(r) for r in self._read(sql, [*params, int(limit)])]
+
+    def batches(self, oid: str, status: BatchStatus | str | None = None) -> builtins.list[Batch]:
+        """The batches of ``oid`` in index order, optionally only those with ``status``."""
+        self._require(oid)
+        if status is None:
+            rows = self._read("SELECT * FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,))
+        else:
+            rows = self._read(
+                "SELECT * FROM batches WHERE orchestration_id = ? AND status = ? ORDER BY idx",
+                (oid, BatchStatus(status).value),
+            )
+        return [Batch.from_row(r) for r in rows]
+
+    def batch_counts(self, oid: str) -> dict[str, int]:
+        """Number of batches per batch status (every status present, zeros included)."""
+        self._require(oid)
+        counts = {s.value: 0 for s in BatchStatus}
+        for status, n in self._read(
+            "SELECT status, COUNT(*) FROM batches WHERE orchestration_id = ? GROUP BY status", (oid,)
+        ):
+            counts[status] = n
+        return counts
+
+    def pending_batches(self, oid: str, now: float | None = None) -> builtins.list[Batch]:
+        """Batches to submit: pending ones and failed ones whose next attempt is due."""
+        self._require(oid)
+        rows = self._read(
+            "SELECT * FROM batches WHERE orchestration_id = ? AND (status = 'pending' OR "
+            "(status = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))) ORDER BY idx",
+            (oid, _now(now)),
+        )
+        return [Batch.from_row(r) for r in rows]
+
+    def dead_letters(self, oid: str) -> builtins.list[Batch]:
+        """Batches that exhausted their attempts."""
+        return self.batches(oid, BatchStatus.DEAD)
+
+    def events(self, oid: str) -> builtins.list[dict[str, Any]]:
+        """The audit trail of ``oid``, oldest first."""
+        self._require(oid)
+        rows = self._read(
+            "SELECT id, orchestration_id, at, kind, message FROM events "
+            "WHERE orchestration_id = ? ORDER BY id", (oid,),
+        )
+        return [dict(r) for r in rows]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def command(
+        self, oid: str, command: str, *, error: str | None = None, now: float | None = None
+    ) -> Orchestration:
+        """Apply an operator command or a driver event through the transition table.
+
+        Reads the status and writes the new one in one transaction, records an event and
+        moves the batches along: ``resume``/``retry`` put every batch that is not completed or
+        skipped back to pending (dead ones with a fresh attempt budget, failed ones keep
+        their attempts); ``paused``/``interrupt`` put running batches back to pending;
+        reaching ``cancelled`` cancels pending, running and failed batches.
+
+        Raises:
+            NotFound: unknown id.
+            InvalidTransition: the command is not allowed from the current status.
+        """
+        now = _now(now)
+        with self.transaction() as c:
+            row = c.execute("SELECT status FROM orchestrations WHERE id = ?", (oid,)).fetchone()
+            if row is None:
+                raise self._not_found(oid)
+            current = Status(row[0])
+            self._apply(c, oid, current, next_status(current, command, oid), command, error, now)
+        return self.get(oid)
+
+    def _apply(self, c: sqlite3.Connection, oid: str, current: Status, target: Status,
+               command: str, error: str | None, now: float, note: str = "") -> None:
+        sets, params = ["status = ?"], [target.value]
+        if target is Status.RUNNING:
+            sets.append("started_at = COALESCE(started_at, ?), ended_at = NULL")
+            params.append(now)
+        elif target is Status.PENDING:
+            sets.append("ended_at = NULL, error = NULL")
+        elif target.is_finished:
+            sets.append("ended_at = ?")
+            params.append(now)
+        if error is not None:
+            sets.append("error = ?")
+            params.append(error)
+        c.execute(f"UPDATE orchestrations SET {', '.join(sets)} WHERE id = ?", (*params, oid))
+
+        if target is Status.PENDING:
+            c.execute(
+                "UPDATE batches SET status = 'pending', next_attempt_at = NULL, "
+                "attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END "
+                "WHERE orchestration_id = ? AND status IN ('failed', 'dead', 'cancelled', 'running')",
+                (oid,),
+            )
+        elif target in (Status.PAUSED, Status.INTERRUPTED):
+            c.execute(
+                "UPDATE batches SET status = 'pending' WHERE orchestration_id = ? AND status = 'running'",
+                (oid,),
+            )
+        elif target is Status.CANCELLED:
+            c.execute(
+                "UPDATE batches SET status = 'cancelled', ended_at = ? WHERE orchestration_id = ? "
+                "AND status IN ('pending', 'running', 'failed')",
+                (now, oid),
+            )
+        message = f"{current.value} -> {target.value}"
+        if note or error:
+            message += f": {note or error}"
+        self._event(c, oid, command, message, now)
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def batches_started(
+        self,
+        oid: str,
+        idxs: Iterable[int],
+        worker_by_idx: dict[int, str] | None = None,
+        *,
+        owner: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Mark batches as running (on ``worker_by_idx[idx]``, else their planned worker).
+
+        Completed batches are left alone. With ``owner``, refuses (LeaseHeld) unless that
+        driver holds the lease.
+        """
+        now = _now(now)
+        workers = worker_by_idx or {}
+        idxs = sorted({int(i) for i in idxs})
+        with self.transaction() as c:
+            self._check_owner(c, oid, owner)
+            cur = c.executemany(
+                "UPDATE batches SET status = 'running', started_at = ?, ended_at = NULL, "
+                "worker = COALESCE(?, planned_worker) "
+                "WHERE orchestration_id = ? AND idx = ? AND status != 'completed'",
+                [(now, workers.get(i), oid, i) for i in idxs],
+            )
+            if cur.rowcount < len(idxs):
+                self._require_batches(c, oid, idxs)
+
+    def record_results(
+        self,
+        oid: str,
+        results: builtins.list[dict],
+        *,
+        owner: str | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Record finished attempts in one transaction; return how many batches newly completed.
+
+        Each result has ``idx`` and ``status`` and optionally ``worker``, ``started_at``,
+        ``ended_at`` (default now), ``error``, ``output_path``, ``next_attempt_at``. A
+        completed, failed or dead result counts one attempt; the driver decides between
+        failed and dead (``attempts_limit`` is its budget). A completed batch never changes
+        again, so recording a completion twice keeps one.
+        """
+        now = _now(now)
+        newly_completed = 0
+        with self.transaction() as c:
+            self._check_owner(c, oid, owner)
+            for r in results:
+                idx, status = int(r["idx"]), BatchStatus(r["status"])
+                counted = 1 if status in _COUNTED else 0
+                got = c.execute(
+                    "UPDATE batches SET "
+                    "status = ?, attempts = attempts + ?, worker = COALESCE(?, worker), "
+                    "started_at = COALESCE(?, started_at), ended_at = ?, error = ?, "
+                    "output_path = COALESCE(?, output_path), next_attempt_at = ? "
+                    "WHERE orchestration_id = ? AND idx = ? AND status != 'completed' "
+                    "RETURNING status, attempts",
+                    (status.value, counted, r.get("worker"),
+                     r.get("started_at"), r.get("ended_at", now), r.get("error"),
+                     r.get("output_path"), r.get("next_attempt_at"), oid, idx),
+                ).fetchone()
+                if got is None:
+                    self._require_batches(c, oid, [idx])
+                    continue  # already completed: keep the first completion
+                if got[0] == "completed":
+                    newly_completed += 1
+                elif got[0] == "dead":
+                    self._event(c, oid, "dead", f"batch {idx} is dead after {got[1]} attempts: "
+                                f"{r.get('error') or 'no error recorded'}", now)
+            if newly_completed:
+                c.execute(
+                    "UPDATE orchestrations SET completed_batches = completed_batches + ? WHERE id = ?",
+                    (newly_completed, oid),
+                )
+        return newly_completed
+
+    def requeue_dead(
+        self, oid: str, idxs: Iterable[int] | None = None, now: float | None = None
+    ) -> builtins.list[int]:
+        """Put dead batches (all, or those in ``idxs``) back to pending with a fresh attempt
+        budget; return their indices. A finished orchestration still needs ``retry``/``resume``.
+        """
+        now = _now(now)
+        with self.transaction() as c:
+            self._require(oid, c)
+            sql = "SELECT idx FROM batches WHERE orchestration_id = ? AND status = 'dead'"
+            dead = [r[0] for r in c.execute(sql + " ORDER BY idx", (oid,))]
+            if idxs is not None:
+                wanted = {int(i) for i in idxs}
+                dead = [i for i in dead if i in wanted]
+            c.executemany(
+                "UPDATE batches SET status = 'pending', attempts = 0, next_attempt_at = NULL "
+                "WHERE orchestration_id = ? AND idx = ?",
+                [(oid, i) for i in dead],
+            )
+            if dead:
+                shown = ", ".join(map(str, dead[:20])) + (" ..." if len(dead) > 20 else "")
+                self._event(c, oid, "requeue", f"{len(dead)} dead batches back to pending: {shown}", now)
+        return dead
+
+    def set_output(self, oid: str, output: str, seconds: float) -> None:
+        """Record where the run's output is and how long the run took."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE orchestrations SET output = ?, seconds = ? WHERE id = ?",
+                (str(output), float(seconds), oid),
+            )
+            if cur.rowcount == 0:
+                raise self._not_found(oid)
+
+    # -- leases, heartbeats, sweep, queue ----------------------------------------------------
+
+    def acquire_lease(
+        self, oid: str, owner: str, ttl: float, pid: int | None = None, now: float | None = None
+    ) -> None:
+        """Take the lease that lets ``owner`` drive ``oid`` for ``ttl`` seconds.
+
+        Succeeds when the lease is free, expired, or already held by ``owner``.
+
+        Raises:
+            LeaseHeld: another owner holds a live lease.
+        """
+        now = _now(now)
+        if ttl <= 0:
+            raise ValueError(f"lease ttl must be positive, got {ttl}")
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT lease_owner, lease_expires FROM orchestrations WHERE id = ?", (oid,)
+            ).fetchone()
+            if row is None:
+                raise self._not_found(oid)
+            holder, expires = row
+            if holder is not None and holder != owner and expires is not None and expires > now:
+                raise LeaseHeld(oid, holder)
+            c.execute(
+                "UPDATE orchestrations SET lease_owner = ?, lease_expires = ?, heartbeat_at = ?, "
+                "driver_pid = COALESCE(?, driver_pid) WHERE id = ?",
+                (owner, now + ttl, now, pid, oid),
+            )
+            if holder != owner:
+                taken = f" from {holder} (expired)" if holder else ""
+                self._event(c, oid, "lease", f"taken by {owner}{taken}"
+                            + (f" pid {pid}" if pid is not None else ""), now)
+
+    def heartbeat(self, oid: str, owner: str, ttl: float, now: float | None = None) -> Status:
+        """Renew ``owner``'s lease and return the current status (so the driver sees pause/cancel).
+
+        Raises:
+            LeaseHeld: ``owner`` no longer holds the lease (another driver took it over).
+        """
+        now = _now(now)
+        with self.transaction() as c:
+            row = c.execute(
+                "UPDATE orchestrations SET heartbeat_at = ?, lease_expires = ? "
+                "WHERE id = ? AND lease_owner = ? RETURNING status",
+                (now, now + ttl, oid, owner),
+            ).fetchone()
+            if row is None:
+                held = c.execute(
+                    "SELECT lease_owner FROM orchestrations WHERE id = ?", (oid,)
+                ).fetchone()
+                if held is None:
+                    raise self._not_found(oid)
+                raise LeaseHeld(oid, held[0] or "nobody (the lease was released)")
+            return Status(row[0])
+
+    def release_lease(self, oid: str, owner: str, now: float | None = None) -> bool:
+        """Give the lease up if ``owner`` holds it; return whether it did."""
+        now = _now(now)
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE orchestrations SET lease_owner = NULL, lease_expires = NULL "
+                "WHERE id = ? AND lease_owner = ?",
+                (oid, owner),
+            )
+            if cur.rowcount:
+                self._event(c, oid, "lease", f"released by {owner}", now)
+            return bool(cur.rowcount)
+
+    def sweep(self, now: float | None = None, orphan_grace: float = 60.0) -> builtins.list[str]:
+        """Mark active orchestrations whose driver stopped heartbeating; return their ids.
+
+        An active orchestration's driver is gone when its lease expired, or when it has no
+        lease at all and nothing was heard from it for ``orphan_grace`` seconds. Running and
+        pausing ones become ``interrupted`` (resumable); cancelling ones become ``cancelled``.
+        """
+        now = _now(now)
+        swept = []
+        with self.transaction() as c:
+            rows = c.execute(
+                f"SELECT id, status, lease_owner, lease_expires, driver_pid FROM orchestrations "
+                f"WHERE status IN ({','.join('?' * len(_ACTIVE))}) AND ("
+                "(lease_expires IS NOT NULL AND lease_expires <= ?) OR (lease_expires IS NULL AND "
+                "COALESCE(heartbeat_at, started_at, created_at) <= ?))",
+                (*_ACTIVE, now, now - orphan_grace),
+            ).fetchall()
+            for oid, status, owner, expires, pid in rows:
+                current = Status(status)
+                target = next_status(current, "interrupt", oid)
+                who = f"driver {owner or '(no lease)'}" + (f" pid {pid}" if pid else "")
+                when = f"its lease expired at {_clock(expires)}" if expires else "it never took a lease"
+                note = f"{who} stopped heartbeating ({when})"
+                error = f"{note}: resume it to continue" if target is Status.INTERRUPTED else None
+                self._apply(c, oid, current, target, "interrupt", error, now, note=note)
+                swept.append(oid)
+        return swept
+
+    def claim_pending(
+        self, limit_running: int, *, owner: str = "queue", ttl: float = 60.0, now: float | None = None
+    ) -> builtins.list[str]:
+        """Claim the oldest pending orchestrations that may start under ``limit_running``.
+
+        Busy slots are active orchestrations plus pending ones under a live lease (a driver
+        is starting). Each claimed orchestration gets a lease for ``owner``; the driver started
+        for it calls :meth:`acquire_lease` with the same owner to take over.
+        """
+        now = _now(now)
+        with self.transaction() as c:
+            busy = c.execute(
+                f"SELECT COUNT(*) FROM orchestrations WHERE status IN ({','.join('?' * len(_ACTIVE))})"
+                " OR (status = 'pending' AND lease_owner IS NOT NULL AND lease_expires > ?)",
+                (*_ACTIVE, now),
+            ).fetchone()[0]
+            free = int(limit_running) - busy
+            if free <= 0:
+                return []
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM orchestrations WHERE status = 'pending' AND (lease_owner IS NULL "
+                "OR lease_expires IS NULL OR lease_expires <= ?) ORDER BY created_at, id LIMIT ?",
+                (now, free),
+            )]
+            for oid in ids:
+                c.execute(
+                    "UPDATE orchestrations SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                    (owner, now + ttl, oid),
+                )
+                self._event(c, oid, "lease", f"claimed by {owner}", now)
+        return ids
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _event(self, c: sqlite3.Connection, oid: str, kind: str, message: str, now: float) -> None:
+        c.execute(
+            "INSERT INTO events (orchestration_id, at, kind, message) VALUES (?, ?, ?, ?)",
+            (oid, now, kind, message),
+        )
+
+    def _not_found(self, oid: str) -> NotFound:
+        return NotFound(
+            f"no orchestration '{oid}' in {self.path}: check the id against the list of "
+            "orchestrations (or the SWITCHYARD_HOME it was started with)"
+        )
+
+    def _require(self, oid: str, c: sqlite3.Connection | None = None) -> int:
+        sql, params = "SELECT attempts_limit FROM orchestrations WHERE id = ?", (oid,)
+        row = c.execute(sql, params).fetchone() if c is not None else (self._read(sql, params) or [None])[0]
+        if row is None:
+            raise self._not_found(oid)
+        return int(row[0])
+
+    def _require_batches(self, c: sqlite3.Connection, oid: str, idxs: builtins.list[int]) -> None:
+        self._require(oid, c)
+        known = {r[0] for r in c.execute(
+            f"SELECT idx FROM batches WHERE orchestration_id = ? AND idx IN ({','.join('?' * len(idxs))})",
+            (oid, *idxs),
+        )}
+        missing = [i for i in idxs if i not in known]
+        if missing:
+            raise NotFound(
+                f"orchestration '{oid}' has no batch {missing[0]}: batch indices run from 0 to "
+                "total_batches - 1"
+            )
+
+    def _check_owner(self, c: sqlite3.Connection, oid: str, owner: str | None) -> int:
+        """Return the attempts limit; with ``owner``, refuse unless it holds the lease."""
+        if owner is None:
+            return self._require(oid, c)
+        row = c.execute(
+            "SELECT attempts_limit, lease_owner FROM orchestrations WHERE id = ?", (oid,)
+        ).fetchone()
+        if row is None:
+            raise self._not_found(oid)
+        if row[1] != owner:
+            raise LeaseHeld(oid, row[1] or "nobody (the lease was released)")
+        return int(row[0])

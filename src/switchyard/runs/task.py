@@ -1,0 +1,122 @@
+"""The function that processes one batch, wherever it runs (driver process or Dask worker).
+
+It never raises for the app's own errors: it returns a BatchOutcome with the
+app's traceback, so the driver can log it, retry and dead-letter. Output the app
+prints is captured and returned too, so it reaches the run log from any cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from switchyard.app import App, Partition
+
+_apps: dict[tuple, App] = {}
+_pools: dict[int, ProcessPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class BatchSpec:
+    """What a worker needs to run one partition of an app."""
+
+    app: str
+    app_dir: str
+    args: dict
+    data_dir: str
+    pool_size: int = 0  # 0: no pool
+
+
+@dataclass
+class BatchOutcome:
+    idx: int
+    result: Any
+    error: str | None
+    traceback: str | None
+    worker: str
+    started_at: float
+    ended_at: float
+    output: str
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        return str(w.name)
+    except Exception:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _app_instance(spec: BatchSpec) -> App:
+    key = (spec.app, spec.app_dir, json.dumps(spec.args, sort_keys=True), spec.data_dir)
+    with _lock:
+        app = _apps.get(key)
+        if app is None:
+            from switchyard.app import app_class_of
+
+            if spec.app_dir not in sys.path:
+                sys.path.insert(0, spec.app_dir)
+            import importlib
+
+            cls = app_class_of(importlib.import_module(spec.app), spec.app, Path(spec.app_dir))
+            app = cls(cls.Args.model_validate(spec.args), Path(spec.data_dir))
+            app.start()
+            _apps[key] = app
+        return app
+
+
+def _pool(size: int) -> ProcessPoolExecutor:
+    with _lock:
+        pool = _pools.get(size)
+        if pool is None:
+            # forkserver: workers of a threaded process (Dask) must not fork it directly
+            ctx = multiprocessing.get_context("forkserver")
+            pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx)
+            _pools[size] = pool
+        return pool
+
+
+def run_batch(spec: BatchSpec, idx: int, partition: Partition) -> BatchOutcome:
+    started = time.time()
+    buf = io.StringIO()
+    result = error = tb = None
+    try:
+        app = _app_instance(spec)
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            if spec.pool_size > 0 and len(partition.items) > 1:
+                pool = _pool(spec.pool_size)
+                result = app.work(partition, map_items=pool.map)
+            else:
+                result = app.work(partition)
+    except BaseException as e:  # the app's own failure: report it, never kill the worker
+        error = f"{type(e).__name__}: {e}"
+        tb = traceback.format_exc()
+    return BatchOutcome(idx=idx, result=result, error=error, traceback=tb, worker=worker_name(),
+                        started_at=started, ended_at=time.time(), output=buf.getvalue())
+
+
+def shutdown() -> None:
+    """Stop the cached apps and pools of this process (clean worker shutdown)."""
+    with _lock:
+        for app in _apps.values():
+            with contextlib.suppress(Exception):
+                app.stop()
+        _apps.clear()
+        for pool in _pools.values():
+            pool.shutdown(cancel_futures=True)
+        _pools.clear()

@@ -1,0 +1,249 @@
+"""``app_settings.toml``: read, validate and write with tomlkit so comments and order survive.
+
+Everything is validated before anything is written, and writes are atomic:
+a bad value raises SettingsError (file, key, fix) and leaves the file untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+from tomlkit.items import Table
+
+from switchyard.exceptions import SettingsError, WorkersError
+from switchyard.modes import Mode, mode_from_flags
+from switchyard.workspace import atomic_write_text
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+MODE_KEYS = ("pool", "cython", "dask", "rapids")
+HEALTH_DEFAULTS = {"allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25}
+DEFAULT_SCHEDULER = "127.0.0.1:8786"
+
+
+@dataclass
+class ClusterSettings:
+    pool: bool = False
+    cython: bool = False
+    dask: bool = True
+    rapids: bool = False
+    scheduler: str = DEFAULT_SCHEDULER
+    workers: dict[str, int] = field(default_factory=lambda: {"127.0.0.1": 2})
+    pool_size: int = 2
+    service_health: dict[str, Any] = field(default_factory=lambda: dict(HEALTH_DEFAULTS))
+
+    @property
+    def mode(self) -> Mode:
+        return mode_from_flags(pool=self.pool, cython=self.cython, dask=self.dask, rapids=self.rapids)
+
+
+@dataclass
+class AppSettings:
+    path: Path
+    doc: tomlkit.TOMLDocument
+    args: dict[str, Any]
+    cluster: ClusterSettings
+
+
+def is_valid_host(host: str) -> bool:
+    if not isinstance(host, str) or not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+
+
+def check_host(host: Any, where: str = "workers") -> str:
+    if not isinstance(host, str) or not is_valid_host(host.strip()):
+        raise WorkersError(
+            f"{where}: host {host!r} is not a host name or an IPv4/IPv6 address: "
+            "use a name like 'node1' or an address like '10.0.0.7' or '::1'"
+        )
+    return host.strip()
+
+
+def check_workers(workers: Any, where: str = "workers") -> dict[str, int]:
+    """Validate a host -> worker count mapping (at least one host, counts >= 1)."""
+    if not isinstance(workers, dict) or not workers:
+        raise WorkersError(f"{where}: give at least one host with a worker count, e.g. {{'127.0.0.1': 2}}")
+    out: dict[str, int] = {}
+    for host, count in workers.items():
+        host = check_host(host, where)
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise WorkersError(f"{where}: host '{host}' has count {count!r}: give a whole number >= 1")
+        if host in out:
+            raise WorkersError(f"{where}: host '{host}' is listed twice: give each host once")
+        out[host] = count
+    return out
+
+
+def parse_workers(text: str) -> dict[str, int]:
+    """Parse ``host:count[,host:count]``; IPv6 hosts in brackets: ``[::1]:2``."""
+    out: dict[str, int] = {}
+    for raw in str(text).split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        m = re.match(r"^\[(?P<v6>[^\]]+)\]:(?P<n>[^:]+)$", item) or re.match(r"^(?P<h>[^:\[\]]+):(?P<n>[^:]+)$", item)
+        if not m:
+            raise WorkersError(
+                f"--workers: {item!r} is not host:count: write e.g. 127.0.0.1:2,node2:4 ([::1]:2 for IPv6)"
+            )
+        host = m.groupdict().get("v6") or m.group("h")
+        count_text = m.group("n").strip()
+        if not count_text.isdigit() or int(count_text) <= 0:
+            raise WorkersError(f"--workers: {item!r}: count {count_text!r} must be a whole number >= 1")
+        if host in out:
+            raise WorkersError(f"--workers: host '{host}' is listed twice: give each host once")
+        out[check_host(host, "--workers")] = int(count_text)
+    if not out:
+        raise WorkersError("--workers: empty: write e.g. 127.0.0.1:2")
+    return out
+
+
+def format_workers(workers: dict[str, int]) -> str:
+    return ",".join(f"[{h}]:{n}" if ":" in h else f"{h}:{n}" for h, n in workers.items())
+
+
+def check_scheduler(address: Any, where: str = "scheduler") -> str:
+    """Accept ``host:port``, ``tcp://host:port`` and ``tcp://[v6]:port``; return it stripped."""
+    text = str(address).strip() if isinstance(address, str) else ""
+    bare = text[len("tcp://"):] if text.startswith("tcp://") else text
+    m = re.match(r"^\[(?P<v6>[^\]]+)\]:(?P<p>\d+)$", bare) or re.match(r"^(?P<h>[^:\[\]/]+):(?P<p>\d+)$", bare)
+    if not m or not (0 <= int(m.group("p")) <= 65535) or not is_valid_host(m.groupdict().get("v6") or m.group("h")):
+        raise SettingsError(None, where, f"{address!r} is not a scheduler address",
+                            "write host:port, e.g. 127.0.0.1:8786 or tcp://10.0.0.5:8786")
+    return text
+
+
+def split_address(address: str) -> tuple[str, int]:
+    bare = address[len("tcp://"):] if address.startswith("tcp://") else address
+    host, _, port = bare.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _plain(value: Any) -> Any:
+    """tomlkit items -> plain Python values."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def parse_settings(text: str, path: Path) -> AppSettings:
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as e:
+        raise SettingsError(path, None, f"invalid TOML at line {e.line} column {e.col}: {e}",
+                            "fix the syntax (strings need quotes, tables need [brackets])") from None
+    raw_args = doc.get("args", {})
+    if not isinstance(raw_args, dict):
+        raise SettingsError(path, "args", "must be a table", "write it as [args]")
+    cluster_raw = doc.get("cluster", {})
+    if not isinstance(cluster_raw, dict):
+        raise SettingsError(path, "cluster", "must be a table", "write it as [cluster]")
+    return AppSettings(path=path, doc=doc, args=_plain(raw_args) if raw_args else {},
+                       cluster=check_cluster(_plain(cluster_raw) if cluster_raw else {}, path))
+
+
+def check_cluster(raw: dict[str, Any], path: Path | None) -> ClusterSettings:
+    c = ClusterSettings()
+    for key in MODE_KEYS:
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise SettingsError(path, f"cluster.{key}", f"{raw[key]!r} is not true/false",
+                                    f"write {key} = true or {key} = false")
+            setattr(c, key, raw[key])
+    if "scheduler" in raw:
+        c.scheduler = _scheduler_in(raw, path)
+    if "workers" in raw:
+        try:
+            c.workers = check_workers(raw["workers"], "cluster.workers")
+        except WorkersError as e:
+            raise SettingsError(path, "cluster.workers", str(e).split(": ", 1)[1]) from None
+    if "pool_size" in raw:
+        v = raw["pool_size"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SettingsError(path, "cluster.pool_size", f"{v!r} is not a whole number >= 1",
+                                "write e.g. pool_size = 2")
+        c.pool_size = v
+    health = raw.get("service_health", {})
+    if not isinstance(health, dict):
+        raise SettingsError(path, "cluster.service_health", "must be a table",
+                            "write it as [cluster.service_health]")
+    c.service_health = {**HEALTH_DEFAULTS, **health}
+    return c
+
+
+def _scheduler_in(raw: dict, path: Path | None) -> str:
+    try:
+        return check_scheduler(raw["scheduler"], "cluster.scheduler")
+    except SettingsError as e:
+        raise SettingsError(path, "cluster.scheduler", e.problem, e.fix) from None
+
+
+def load_settings(path: Path | str) -> AppSettings:
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(path, None, "file not found", "create it, or check the app name and apps folder")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SettingsError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})",
+                            "save the file as UTF-8") from None
+    return parse_settings(text, path)
+
+
+def _set_table(doc: Any, name: str) -> Table:
+    if name not in doc:
+        doc[name] = tomlkit.table()
+    return doc[name]
+
+
+def save_settings(settings: AppSettings) -> None:
+    """Re-validate the document and write it atomically."""
+    text = tomlkit.dumps(settings.doc)
+    parse_settings(text, settings.path)  # never write what we could not read back
+    atomic_write_text(settings.path, text)
+
+
+def update_args(path: Path | str, args: dict[str, Any]) -> AppSettings:
+    """Write ``args`` into ``[args]`` (keys not given keep their value); comments kept."""
+    settings = load_settings(path)
+    table = _set_table(settings.doc, "args")
+    for key, value in args.items():
+        table[key] = value
+    save_settings(settings)
+    return load_settings(path)
+
+
+def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
+    """Change ``[cluster]`` keys (pool, cython, dask, rapids, scheduler, pool_size, workers, service_health).
+
+    Validates the new values first; the file is untouched when any is invalid.
+    """
+    settings = load_settings(path)
+    merged = {**_plain(settings.doc.get("cluster", {})), **changes}
+    check_cluster(merged, Path(path))
+    cluster = _set_table(settings.doc, "cluster")
+    for key, value in changes.items():
+        if key == "workers":
+            workers = tomlkit.table()
+            for host, count in value.items():
+                workers[host] = count
+            cluster["workers"] = workers
+        elif key == "service_health":
+            health = cluster.get("service_health")
+            if health is None:
+                cluster["service_health"] = tomlkit.table()
+                health = cluster["service_health"]
+            for k, v in value.items():
+                health[k] = v
+        else:
+            cluster[key] = value
+    save_settings(settings)
+    return load_settings(path)

@@ -1,0 +1,13 @@
+"""Switchyard workbench entrypoint: registers the pages, nothing else."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Switchyard", page_icon=":material/train:", layout="wide")
+
+pages = [
+    st.Page("pages/orchestrate.py", title="Orchestrate", icon=":material/play_circle:", default=True),
+    st.Page("pages/pipeline.py", title="Pipeline", icon=":material/account_tree:"),
+    st.Page("pages/analysis.py", title="Analysis", icon=":material/insights:"),
+    st.Page("pages/orchestrations.py", title="Orchestrations", icon=":material/list_alt:"),
+]
+st.navigation(pages).run()
