@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from switchyard import workspace
 from switchyard.app import App, AppEnv, Args, data_dir, load_app, validate_args
-from switchyard.exceptions import ClusterError, InstallError, ModeError, RunError
+from switchyard.exceptions import ClusterError, InstallError, InvalidTransition, ModeError
 from switchyard.modes import Mode, check_supported, enabled_modes, mode_string, parse_mode, unsupported_reason
 from switchyard.settings import AppSettings, check_scheduler, check_workers, load_settings, split_address
 
@@ -201,7 +201,7 @@ def _choose_plan(ctx: Context, partitions: list, on_line: Line):
     if saved is not None and saved.fingerprint == fp and sorted(saved.assignment()) == names:
         note = "using the saved work plan" + (" with the operator's edits" if saved.edited else "")
         on_line(note)
-        return saved, ""
+        return saved, note
     plan, _ = compute_plan(ctx, partitions)
     why = ("no saved work plan" if saved is None else
            "the saved work plan was made for other args or workers")
@@ -238,7 +238,7 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
     app = ctx.new_app()
     app.prepare()
     partitions = app.partitions()
-    plan, replanned = _choose_plan(ctx, partitions, on_line)
+    plan, plan_note = _choose_plan(ctx, partitions, on_line)
     by_name = {p.name: i for i, p in enumerate(partitions)}
     assignment = plan.assignment()
     slot_of = [assignment[p.name] for p in partitions]
@@ -252,7 +252,7 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
                        data_dir=str(data_dir(app_env)), pool_size=pool_size),
         partitions=partitions, slot_of=slot_of, slot_names=[s.id for s in plan.slots],
         workers=ctx.workers, scheduler=ctx.scheduler, cluster=cluster, mode=int(ctx.mode),
-        max_attempts=max_attempts, replanned=replanned,
+        max_attempts=max_attempts, plan_note=plan_note,
     )
     job.save(run_dir)
     plan.save(run_dir / "plan.json")
@@ -263,6 +263,7 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
                  for p in partitions],
         options={"apps_dir": str(app_env.apps_path), "pool_size": pool_size, "cluster": cluster,
                  "max_attempts": max_attempts},
+        attempts_limit=max_attempts,
     )
     proc = spawn_driver(app_env, oid, cython)
     on_line(f"orchestration {oid} started: driver pid {proc.pid}, log {run_dir / 'run.log'}")
@@ -319,8 +320,11 @@ def follow_run(app_env: AppEnv, oid: str, proc: subprocess.Popen | None, on_line
             exited_at = exited_at or time.time()
             if time.time() - exited_at > 2.0:  # the driver died without recording an outcome
                 code = proc.returncode if proc is not None else "?"
-                store.command(oid, "interrupt", error=f"driver exited with code {code} before finishing: "
-                                                      f"see {log.parent / 'driver.out'}")
+                try:
+                    store.command(oid, "interrupt", error=f"driver exited with code {code} before "
+                                                          f"finishing: see {log.parent / 'driver.out'}")
+                except InvalidTransition:
+                    pass  # it reached a final status meanwhile
                 return result_of(store, oid)
         time.sleep(poll)
 

@@ -20,15 +20,21 @@ def nodes(dot):
 
 
 def test_small_plan_draws_every_partition_with_its_share():
-    plan = build_plan("flight", {}, {"127.0.0.1": 2}, "127.0.0.1:8786",
-                      [Partition("a", 3.0), Partition("b", 1.0), Partition("c", 4.0)], now=0.0)
+    plan = build_plan(
+        "flight",
+        {},
+        {"127.0.0.1": 2},
+        "127.0.0.1:8786",
+        [Partition("a", 3.0), Partition("b", 1.0), Partition("c", 4.0)],
+        now=0.0,
+    )
     dot = plan_dot(plan)
     # c (4) alone on one slot, a + b (3 + 1) on the other
     assert plan.assignment() == {"c": "127.0.0.1-0", "a": "127.0.0.1-1", "b": "127.0.0.1-1"}
     assert set(nodes(dot)) == {"s", "h0", "w0", "w1", "w0p0", "w1p0", "w1p1"}
     assert '"a\\n37.5 %"' in dot
     assert '"c\\n50.0 %"' in dot
-    assert "127.0.0.1-0\\n50.0 % · 1 partition\"" in dot
+    assert '127.0.0.1-0\\n50.0 % · 1 partition"' in dot
     assert "127.0.0.1-1\\n50.0 % · 2 partitions" in dot
     assert "more" not in dot
 
@@ -80,7 +86,10 @@ def test_ipv6_hosts_and_odd_names_render_with_dot():
     digraph = plan_digraph(plan)
     for node_id in nodes(digraph.source):
         assert ":" not in node_id
-    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", digraph.pipe(format="svg").decode())]
+    texts = [
+        html.unescape(t)
+        for t in re.findall(r"<text[^>]*>([^<]*)</text>", digraph.pipe(format="svg").decode())
+    ]
     assert {"::1", "fe80::2", "::1-0", "fe80::2-0", "fe80::2-1", "[::1]:8786"} <= set(texts)
     assert {'quote"d', "back\\slash", "<b>html</b>", "new line", "colon:port"} <= set(texts)
 
@@ -92,8 +101,15 @@ def test_negative_limits_are_refused(bad):
 
 
 def test_edited_plan_and_capacity_show_in_labels():
-    plan = build_plan("flight", {}, {"h": 2}, "", [Partition(f"p{i}", 1.0) for i in range(6)],
-                      capacities={"h-1": 2.0}, now=0.0)
+    plan = build_plan(
+        "flight",
+        {},
+        {"h": 2},
+        "",
+        [Partition(f"p{i}", 1.0) for i in range(6)],
+        capacities={"h-1": 2.0},
+        now=0.0,
+    )
     from switchyard.plan import reassign
 
     dot = plan_dot(reassign(plan, "p0", "h-1"))

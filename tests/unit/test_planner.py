@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchyard.exceptions import PlanError
-from switchyard.plan import lower_bound, lpt, makespan, plan_partitions
-from switchyard.plan import planner
+from switchyard.plan import lower_bound, lpt, makespan, plan_partitions, planner
 
 
 def brute_force(weights, capacities):
@@ -25,11 +24,11 @@ def brute_force(weights, capacities):
 def small_cases():
     rng = random.Random(7)
     cases = [
-        ([3, 3, 2, 2, 2], [1, 1]),            # LPT gives 7, the optimum is 6
+        ([3, 3, 2, 2, 2], [1, 1]),  # LPT gives 7, the optimum is 6
         ([5, 4, 3, 3, 3], [1, 1]),
         ([6, 5, 4, 3, 2, 1], [1, 1, 1]),
         ([7, 7, 6, 6, 5, 5, 4], [1, 1, 1]),
-        ([10, 1, 1, 1], [3, 1]),              # unequal capacities
+        ([10, 1, 1, 1], [3, 1]),  # unequal capacities
         ([4, 4, 3, 3, 2], [2.0, 1.0, 0.5]),
         ([0, 0, 0], [1, 1]),
         ([9], [1, 1, 1]),
@@ -48,7 +47,9 @@ def test_plan_is_optimal_on_small_inputs(weights, capacities):
     assign = plan_partitions(weights, capacities)
     assert len(assign) == len(weights)
     assert all(0 <= j < len(capacities) for j in assign)
-    assert makespan(weights, capacities, assign) == pytest.approx(brute_force(weights, capacities), rel=1e-9)
+    assert makespan(weights, capacities, assign) == pytest.approx(
+        brute_force(weights, capacities), rel=1e-9
+    )
 
 
 def test_plan_beats_lpt_where_lpt_is_suboptimal():
@@ -60,7 +61,9 @@ def test_plan_beats_lpt_where_lpt_is_suboptimal():
 def test_exact_search_on_twelve_partitions_matches_brute_force():
     weights = [13.0, 11, 10, 9, 8, 7, 7, 6, 5, 4, 3, 2]
     caps = [1.0, 1.0, 2.0]
-    assert makespan(weights, caps, plan_partitions(weights, caps)) == pytest.approx(brute_force(weights, caps))
+    assert makespan(weights, caps, plan_partitions(weights, caps)) == pytest.approx(
+        brute_force(weights, caps)
+    )
 
 
 def test_exhausted_search_budget_still_returns_a_plan_no_worse_than_lpt(monkeypatch):
@@ -74,8 +77,12 @@ def test_exhausted_search_budget_still_returns_a_plan_no_worse_than_lpt(monkeypa
 
 @settings(max_examples=120, deadline=None)
 @given(
-    weights=st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=0, max_size=60),
-    capacities=st.lists(st.sampled_from([0.25, 0.5, 1.0, 1.0, 1.0, 2.0, 3.0]), min_size=1, max_size=9),
+    weights=st.lists(
+        st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=0, max_size=60
+    ),
+    capacities=st.lists(
+        st.sampled_from([0.25, 0.5, 1.0, 1.0, 1.0, 2.0, 3.0]), min_size=1, max_size=9
+    ),
 )
 def test_plan_is_never_worse_than_lpt_and_never_below_the_bound(weights, capacities):
     assign = plan_partitions(weights, capacities)

@@ -21,12 +21,14 @@ from switchyard.runs.state import (
 )
 
 P, R, PG, PD = Status.PENDING, Status.RUNNING, Status.PAUSING, Status.PAUSED
-CG, CD, OK, F, I = Status.CANCELLING, Status.CANCELLED, Status.COMPLETED, Status.FAILED, Status.INTERRUPTED
+CG, CD, OK = Status.CANCELLING, Status.CANCELLED, Status.COMPLETED
+F, I = Status.FAILED, Status.INTERRUPTED
 
 # The lifecycle written out independently of the module, pair by pair.
 EXPECTED: dict[tuple[Status, str], Status] = {
     (P, "start"): R,
     (P, "cancel"): CD,
+    (P, "interrupt"): I,  # the driver died before starting the run
     (R, "pause"): PG,
     (R, "cancel"): CG,
     (R, "complete"): OK,
@@ -41,6 +43,7 @@ EXPECTED: dict[tuple[Status, str], Status] = {
     (PD, "cancel"): CD,
     (CG, "cancelled"): CD,
     (CG, "interrupt"): CD,  # the operator asked to cancel; the driver is gone
+    (CG, "fail"): CD,
     (F, "retry"): P,
     (I, "resume"): P,
     (I, "retry"): P,
@@ -50,7 +53,9 @@ EXPECTED: dict[tuple[Status, str], Status] = {
 ALL_PAIRS = [(s, c) for s in Status for c in (*COMMANDS, *EVENTS)]
 
 
-@pytest.mark.parametrize(("status", "command"), ALL_PAIRS, ids=[f"{s.value}-{c}" for s, c in ALL_PAIRS])
+@pytest.mark.parametrize(
+    ("status", "command"), ALL_PAIRS, ids=[f"{s.value}-{c}" for s, c in ALL_PAIRS]
+)
 def test_every_pair_gives_exactly_the_expected_outcome(status, command):
     expected = EXPECTED.get((status, command))
     if expected is not None:

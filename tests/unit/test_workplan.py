@@ -25,7 +25,9 @@ def partitions(n=10):
 
 @pytest.fixture
 def plan():
-    return build_plan("flight", {"files": 10, "seed": 1}, WORKERS, "127.0.0.1:8786", partitions(), now=1000.0)
+    return build_plan(
+        "flight", {"files": 10, "seed": 1}, WORKERS, "127.0.0.1:8786", partitions(), now=1000.0
+    )
 
 
 def test_build_plan_makes_slots_per_host_in_order(plan):
@@ -52,8 +54,17 @@ def test_build_plan_balances_and_reports_figures(plan):
     assert plan.lower_bound == pytest.approx(13.75)
     assert sum(plan.load_percent().values()) == pytest.approx(100.0)
     summary = plan.summary()
-    assert {"app", "fingerprint", "partitions", "workers", "makespan", "lower_bound", "ratio", "loads",
-            "edited"} <= set(summary)
+    assert {
+        "app",
+        "fingerprint",
+        "partitions",
+        "workers",
+        "makespan",
+        "lower_bound",
+        "ratio",
+        "loads",
+        "edited",
+    } <= set(summary)
     assert summary["workers"] == 4
     assert summary["partitions"] == 10
     assert summary["ratio"] == pytest.approx(14.0 / 13.75)
@@ -61,8 +72,14 @@ def test_build_plan_balances_and_reports_figures(plan):
 
 
 def test_build_plan_uses_capacities():
-    plan = build_plan("flight", {}, {"a": 2}, "", [Partition(f"p{i}", 1.0) for i in range(30)],
-                      capacities={"a-1": 2.0})
+    plan = build_plan(
+        "flight",
+        {},
+        {"a": 2},
+        "",
+        [Partition(f"p{i}", 1.0) for i in range(30)],
+        capacities={"a-1": 2.0},
+    )
     assert plan.slots[1].capacity == 2.0
     assert len(plan.slots[0].partitions) == 10
     assert len(plan.slots[1].partitions) == 20
@@ -155,7 +172,9 @@ def test_reassign_returns_an_edited_copy(plan):
     assert moved == {name}
     assert edited.loads()[target] == pytest.approx(plan.loads()[target] + 1.0)
     assert edited.fingerprint == plan.fingerprint
-    assert [p.index for p in edited.slot(target).partitions] == sorted(p.index for p in edited.slot(target).partitions)
+    assert [p.index for p in edited.slot(target).partitions] == sorted(
+        p.index for p in edited.slot(target).partitions
+    )
 
 
 def test_reassign_to_an_ipv6_slot(plan):
@@ -170,7 +189,9 @@ def test_reassign_unknown_partition_lists_choices(plan):
 
 
 def test_reassign_unknown_worker_lists_choices(plan):
-    with pytest.raises(PlanError, match="unknown worker '10.0.0.9-0': choose one of: '127.0.0.1-0'"):
+    with pytest.raises(
+        PlanError, match="unknown worker '10.0.0.9-0': choose one of: '127.0.0.1-0'"
+    ):
         reassign(plan, "part-01", "10.0.0.9-0")
 
 
@@ -181,7 +202,11 @@ def test_reassign_many_checks_all_moves_first(plan):
     assert plan.to_dict() == before
     edited = reassign_many(plan, {"part-01": "node-b-0", "part-02": "node-b-0", "part-03": "::1-0"})
     assignment = edited.assignment()
-    assert (assignment["part-01"], assignment["part-02"], assignment["part-03"]) == ("node-b-0", "node-b-0", "::1-0")
+    assert (assignment["part-01"], assignment["part-02"], assignment["part-03"]) == (
+        "node-b-0",
+        "node-b-0",
+        "::1-0",
+    )
     assert edited.partition_count == plan.partition_count
 
 
@@ -202,18 +227,34 @@ _DELETE = object()
     "path, value, expected",
     [
         (("schema_version",), _DELETE, "key 'schema_version': missing"),
-        (("schema_version",), 2, "key 'schema_version': version 2 is not supported.*upgrade switchyard"),
+        (
+            ("schema_version",),
+            2,
+            "key 'schema_version': version 2 is not supported.*upgrade switchyard",
+        ),
         (("schema_version",), "1", "key 'schema_version'"),
         (("app",), 5, "key 'app': expected a string, got int"),
         (("slots",), {}, "key 'slots': expected a list"),
         (("slots",), [], "key 'slots': no worker slots"),
         (("workers",), {"h": "two"}, "key 'workers.h'"),
-        (("slots", 1, "id"), "127.0.0.1-0", r"key 'slots\[1\].id': slot id '127.0.0.1-0' appears twice"),
+        (
+            ("slots", 1, "id"),
+            "127.0.0.1-0",
+            r"key 'slots\[1\].id': slot id '127.0.0.1-0' appears twice",
+        ),
         (("slots", 0, "capacity"), 0, r"key 'slots\[0\].capacity'"),
-        (("slots", 0, "partitions", 0, "weight"), -1.0, r"key 'slots\[0\].partitions\[0\].weight': -1.0"),
+        (
+            ("slots", 0, "partitions", 0, "weight"),
+            -1.0,
+            r"key 'slots\[0\].partitions\[0\].weight': -1.0",
+        ),
         (("slots", 0, "partitions", 0, "weight"), True, r"weight'"),
         (("slots", 0, "partitions", 0, "index"), 1.5, r"partitions\[0\].index'"),
-        (("slots", 0, "partitions", 0), "p", r"key 'slots\[0\].partitions\[0\]': expected an object"),
+        (
+            ("slots", 0, "partitions", 0),
+            "p",
+            r"key 'slots\[0\].partitions\[0\]': expected an object",
+        ),
         (("created_at",), "yesterday", "key 'created_at'"),
         (("edited",), "yes", "key 'edited'"),
     ],

@@ -9,9 +9,12 @@ runs in parallel. ``reduce`` writes every point with its incoming segment
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,11 @@ SEGMENTS_FILE = "segments.parquet"
 FLIGHTS_FILE = "flights.parquet"
 SEGMENT_COLUMNS = ["aircraft", "flight_id", "timestamp", "latitude", "longitude", "altitude_m",
                    "segment_km", "speed_kmh"]
+SEGMENTS_SCHEMA = pa.schema([
+    ("aircraft", pa.string()), ("flight_id", pa.string()), ("timestamp", pa.timestamp("s", tz="UTC")),
+    *[(c, pa.float64()) for c in SEGMENT_COLUMNS[3:]],
+])
+ROW_GROUP_ROWS = 1_000_000  # segments.parquet row groups hold whole partitions, about this many rows
 
 
 class FlightArgs(Args):
@@ -108,12 +116,30 @@ class Flight(App):
     # manager side ------------------------------------------------------------
     def reduce(self, results: list[pd.DataFrame], output_dir: Path) -> Path:
         output_dir = Path(output_dir)
-        points = pd.concat(results, ignore_index=True) if results else empty_segments()
-        points = points[SEGMENT_COLUMNS]
-        flights = flight_summary(points)
-        points = points.assign(timestamp=pd.to_datetime(points["timestamp"], unit="s", utc=True))
-        write_parquet(flights, output_dir / FLIGHTS_FILE)
-        return write_parquet(points, output_dir / SEGMENTS_FILE)
+        # A flight never spans two files, so each partition is summarised on its own.
+        flights = [flight_summary(r) for r in results] or [flight_summary(empty_segments())]
+        write_parquet(pd.concat(flights, ignore_index=True), output_dir / FLIGHTS_FILE)
+        # Streamed in row groups of ~ROW_GROUP_ROWS whole partitions: the manager
+        # never holds a second copy of millions of points.
+        path = output_dir / SEGMENTS_FILE
+        with atomic_file(path) as tmp, pq.ParquetWriter(tmp, SEGMENTS_SCHEMA) as writer:
+            group: list[pd.DataFrame] = []
+            for i, result in enumerate(results):
+                group.append(result)
+                if sum(len(g) for g in group) >= ROW_GROUP_ROWS or i == len(results) - 1:
+                    writer.write_table(segments_table(pd.concat(group, ignore_index=True)))
+                    group = []
+            if not results:
+                writer.write_table(segments_table(empty_segments()))
+        return path
+
+
+def segments_table(frame: pd.DataFrame) -> pa.Table:
+    columns = {c: pa.array(frame[c], type=SEGMENTS_SCHEMA.field(c).type) for c in SEGMENT_COLUMNS
+               if c != "timestamp"}
+    # Epoch seconds in the CSV; a UTC timestamp in the output.
+    columns["timestamp"] = pa.array(frame["timestamp"].to_numpy(np.int64)).cast(pa.timestamp("s", tz="UTC"))
+    return pa.table({c: columns[c] for c in SEGMENT_COLUMNS}, schema=SEGMENTS_SCHEMA)
 
 
 def empty_segments() -> pd.DataFrame:
@@ -129,9 +155,9 @@ def flight_summary(points: pd.DataFrame) -> pd.DataFrame:
     g = points.groupby("flight_id", sort=False)
     flights = pd.DataFrame({
         "aircraft": g["aircraft"].first(),
-        "points": g.size(),
+        "points": g.size().astype(np.int64),
         "distance_km": g["segment_km"].sum(),
-        "duration_s": g["timestamp"].last() - g["timestamp"].first(),
+        "duration_s": (g["timestamp"].last() - g["timestamp"].first()).astype(np.int64),
         "max_speed_kmh": g["speed_kmh"].max(),
         "start_latitude": g["latitude"].first(),
         "start_longitude": g["longitude"].first(),
@@ -150,3 +176,17 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A temp file next to ``path`` that replaces it on success and vanishes on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -69,11 +69,12 @@ def generate_file(index, rows_per_file, aircraft, seed):
 
     # Cut the rows into flights; a short remainder joins the last flight.
     lengths = rng.integers(FLIGHT_POINTS[0], FLIGHT_POINTS[1] + 1, size=rows // FLIGHT_POINTS[0] + 1)
-    ends = np.cumsum(lengths)
-    n_flights = max(1, int(np.searchsorted(ends, rows, side="right")))
-    if n_flights > 1 and rows - ends[n_flights - 1] < FLIGHT_POINTS[0]:
-        n_flights -= 1
-    starts = np.concatenate([[0], ends[: n_flights - 1]])
+    cuts = np.cumsum(lengths)
+    cuts = cuts[: int(np.searchsorted(cuts, rows, side="left"))]
+    if len(cuts) and rows - cuts[-1] < FLIGHT_POINTS[0]:
+        cuts = cuts[:-1]
+    starts = np.concatenate([[0], cuts]).astype(np.int64)
+    n_flights = len(starts)
     flight = np.zeros(rows, dtype=np.int64)
     flight[starts[1:]] = 1
     flight = np.cumsum(flight)

@@ -46,6 +46,7 @@ ENGINE_PACKAGES = (
     "cloudpickle", "cython", "setuptools",
 )
 STAMP_SCHEMA = 1
+LOCK_NAME = ".switchyard-install.lock"
 _READY_MARK = "SWITCHYARD-READY "
 _ERROR_MARK = "SWITCHYARD-ERROR "
 
@@ -261,7 +262,8 @@ def is_current(app_env: AppEnv, cython: bool) -> bool:
 @contextmanager
 def _env_lock(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a") as handle:
+    # Not ".lock": uv itself flocks <venv>/.lock while installing into the environment.
+    with open(directory / LOCK_NAME, "a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -381,7 +383,7 @@ def _venv_matches(directory: Path) -> bool:
 
 def _wipe(directory: Path) -> None:
     for child in directory.iterdir():
-        if child.name in (".lock", "install.log"):
+        if child.name in (LOCK_NAME, "install.log"):
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)

@@ -15,7 +15,7 @@ import re
 
 import graphviz
 
-from switchyard.plan.workplan import WorkPlan, WorkerSlot
+from switchyard.plan.workplan import WorkerSlot, WorkPlan
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PEAK_COLOR = "#f4b183"
@@ -24,7 +24,9 @@ _PARTITION_COLOR = "#f5f5f5"
 _AGGREGATE_COLOR = "#ffffff"
 
 
-def plan_digraph(plan: WorkPlan, max_partitions_per_worker: int = 8, max_workers: int = 32) -> graphviz.Digraph:
+def plan_digraph(
+    plan: WorkPlan, max_partitions_per_worker: int = 8, max_workers: int = 32
+) -> graphviz.Digraph:
     """The plan as a tree: scheduler -> hosts -> worker slots -> partitions.
 
     Args:
@@ -48,16 +50,27 @@ def plan_digraph(plan: WorkPlan, max_partitions_per_worker: int = 8, max_workers
     g = graphviz.Digraph(
         "workplan",
         graph_attr={"rankdir": "LR", "ranksep": "0.4", "nodesep": "0.15"},
-        node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10",
-                   "fillcolor": _PARTITION_COLOR},
+        node_attr={
+            "shape": "box",
+            "style": "rounded,filled",
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "fillcolor": _PARTITION_COLOR,
+        },
         edge_attr={"arrowsize": "0.5", "color": "#888888"},
     )
     span = plan.makespan
     bound = plan.lower_bound
     ratio = f"makespan {span / bound:.3f} x lower bound" if bound > 0 else "makespan 0"
-    g.node("s", _label("scheduler", plan.scheduler or "(local)",
-                       f"{plan.partition_count} partitions · {ratio}" + (" · edited" if plan.edited else "")),
-           fillcolor="#e1d5e7")
+    g.node(
+        "s",
+        _label(
+            "scheduler",
+            plan.scheduler or "(local)",
+            f"{plan.partition_count} partitions · {ratio}" + (" · edited" if plan.edited else ""),
+        ),
+        fillcolor="#e1d5e7",
+    )
 
     shown = _shown_slots(plan.slots, max_workers)
     shown_set = set(shown)
@@ -71,15 +84,24 @@ def plan_digraph(plan: WorkPlan, max_partitions_per_worker: int = 8, max_workers
         hid = f"h{h_pos}"
         host_ids[host] = hid
         weight = sum(slot_weights[p] for p in positions)
-        g.node(hid, _label(host, f"{len(positions)} {_plural(len(positions), 'worker')} · {_pct(share(weight))}"),
-               fillcolor="#d5e8d4")
+        g.node(
+            hid,
+            _label(
+                host,
+                f"{len(positions)} {_plural(len(positions), 'worker')} · {_pct(share(weight))}",
+            ),
+            fillcolor="#d5e8d4",
+        )
         g.edge("s", hid)
 
     for pos in shown:
         s = plan.slots[pos]
         wid = f"w{pos}"
-        lines = [s.id, f"{_pct(share(slot_weights[pos]))} · {len(s.partitions)} "
-                       f"{_plural(len(s.partitions), 'partition')}"]
+        lines = [
+            s.id,
+            f"{_pct(share(slot_weights[pos]))} · {len(s.partitions)} "
+            f"{_plural(len(s.partitions), 'partition')}",
+        ]
         if s.capacity != 1.0:
             lines.append(f"capacity {s.capacity:g}")
         is_peak = span > 0 and s.load >= span * (1 - 1e-12)
@@ -92,8 +114,10 @@ def plan_digraph(plan: WorkPlan, max_partitions_per_worker: int = 8, max_workers
         weight = sum(slot_weights[p] for p in hidden)
         count = sum(len(plan.slots[p].partitions) for p in hidden)
         hidden_hosts = {plan.slots[p].host for p in hidden}
-        text = f"… {len(hidden)} more {_plural(len(hidden), 'worker')} ({_pct(share(weight))}, " \
-               f"{count} {_plural(count, 'partition')})"
+        text = (
+            f"… {len(hidden)} more {_plural(len(hidden), 'worker')} ({_pct(share(weight))}, "
+            f"{count} {_plural(count, 'partition')})"
+        )
         parent = "s"
         if len(hidden_hosts) == 1 and next(iter(hidden_hosts)) in host_ids:
             parent = host_ids[next(iter(hidden_hosts))]
@@ -129,8 +153,12 @@ def _draw_partitions(g: graphviz.Digraph, wid: str, slot: WorkerSlot, limit: int
     if rest:
         drawn = sum(parts[k].weight for k in heaviest)
         weight = max(slot.weight - drawn, 0.0)
-        g.node(f"{wid}more", _label(f"… {rest} more {_plural(rest, 'partition')} ({_pct(share(weight))})"),
-               fillcolor=_AGGREGATE_COLOR, style="rounded,dashed,filled")
+        g.node(
+            f"{wid}more",
+            _label(f"… {rest} more {_plural(rest, 'partition')} ({_pct(share(weight))})"),
+            fillcolor=_AGGREGATE_COLOR,
+            style="rounded,dashed,filled",
+        )
         g.edge(wid, f"{wid}more", style="dashed")
 
 

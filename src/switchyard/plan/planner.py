@@ -10,8 +10,7 @@ ones use LPT (longest processing time first) followed by local improvement
 from __future__ import annotations
 
 import heapq
-import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +25,11 @@ EXACT_WORK_BUDGET = 300_000
 IMPROVE_MAX_ROUNDS = 400
 #: Partitions of the most-loaded worker examined per round (an evenly spaced sample beyond it).
 IMPROVE_MAX_CANDIDATES = 4096
+#: Workers tried as the other side of a move or swap per round (those with the most room).
+IMPROVE_MAX_PARTNERS = 16
+#: Improvement stops once the makespan is this close to the lower bound (relative): weights
+#: are estimates, so a closer fit would only cost time.
+IMPROVE_GOOD_ENOUGH = 1e-9
 
 # Relative tolerance: a change must lower a load by more than this to count, so float
 # noise cannot make the improvement loop cycle.
@@ -77,13 +81,16 @@ def lpt(weights: Sequence[float], capacities: Sequence[float]) -> list[int]:
     return _lpt(w, caps).tolist()
 
 
-def makespan(weights: Sequence[float], capacities: Sequence[float], assignment: Sequence[int]) -> float:
+def makespan(
+    weights: Sequence[float], capacities: Sequence[float], assignment: Sequence[int]
+) -> float:
     """The largest per-worker load divided by the worker's capacity (0.0 without partitions)."""
     w, caps = _validated(weights, capacities)
     a = np.asarray(assignment, dtype=np.int64).reshape(-1)
     if len(a) != len(w):
         raise PlanError(
-            f"assignment has {len(a)} entries for {len(w)} partitions: give one worker index per partition"
+            f"assignment has {len(a)} entries for {len(w)} partitions: "
+            "give one worker index per partition"
         )
     if len(a) == 0:
         return 0.0
@@ -108,19 +115,28 @@ def lower_bound(weights: Sequence[float], capacities: Sequence[float]) -> float:
 # validation -------------------------------------------------------------------
 
 
-def _validated(weights: Sequence[float], capacities: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _validated(
+    weights: Sequence[float], capacities: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     caps = _as_floats(capacities, "capacity")
     if len(caps) == 0:
-        raise PlanError("no workers to plan for: give at least one worker slot in [cluster.workers]")
+        raise PlanError(
+            "no workers to plan for: give at least one worker slot in [cluster.workers]"
+        )
     bad = np.flatnonzero(~np.isfinite(caps) | (caps <= 0))
     if len(bad):
         i = int(bad[0])
-        raise PlanError(f"capacity[{i}] = {float(caps[i])!r} is invalid: a capacity must be a finite number > 0")
+        raise PlanError(
+            f"capacity[{i}] = {float(caps[i])!r} is invalid: a capacity must be a finite number > 0"
+        )
     w = _as_floats(weights, "weight")
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if len(bad):
         i = int(bad[0])
-        raise PlanError(f"weight[{i}] = {float(w[i])!r} is invalid: a partition weight must be a finite number >= 0")
+        raise PlanError(
+            f"weight[{i}] = {float(w[i])!r} is invalid: "
+            "a partition weight must be a finite number >= 0"
+        )
     return w, caps
 
 
@@ -156,18 +172,20 @@ def _lpt(w: np.ndarray, caps: np.ndarray) -> np.ndarray:
             assign[i] = j
             replace(heap, (load + wi, count + 1, j))
         return assign
-    heaps = [(c, h) for c, h in groups.items()]
+    heaps = list(groups.items())
+    replace = heapq.heapreplace
     for i, wi in zip(ordered_i, ordered_w):
-        best_heap = None
-        best_key = None
+        best_heap = heaps[0][1]
+        best_top = best_heap[0]
+        best = (best_top[0] + wi) / heaps[0][0]
         for c, h in heaps:
-            load, count, _ = h[0]
-            key = ((load + wi) / c, count)
-            if best_key is None or key < best_key:
-                best_key, best_heap = key, h
-        load, count, j = best_heap[0]
+            t = h[0]
+            v = (t[0] + wi) / c
+            if v < best or (v == best and t[1] < best_top[1]):
+                best, best_heap, best_top = v, h, t
+        load, count, j = best_top
         assign[i] = j
-        heapq.heapreplace(best_heap, (load + wi, count + 1, j))
+        replace(best_heap, (load + wi, count + 1, j))
     return assign
 
 
@@ -200,17 +218,20 @@ def _improve(w: np.ndarray, caps: np.ndarray, assign: np.ndarray) -> np.ndarray:
     m = len(caps)
     assign = assign.copy()
     loads = np.bincount(assign, weights=w, minlength=m)
+    bound = lower_bound(w, caps)
+    if float(np.max(loads / caps)) <= bound * (1 + IMPROVE_GOOD_ENOUGH):
+        return assign  # skip the sorting below: nothing left to gain
     by_worker = np.argsort(assign, kind="stable")
     bounds = np.searchsorted(assign[by_worker], np.arange(m + 1))
     workers = [
-        _Worker(by_worker[bounds[j]:bounds[j + 1]], w[by_worker[bounds[j]:bounds[j + 1]]]) for j in range(m)
+        _Worker(by_worker[bounds[j] : bounds[j + 1]], w[by_worker[bounds[j] : bounds[j + 1]]])
+        for j in range(m)
     ]
-    bound = lower_bound(w, caps)
     for _ in range(IMPROVE_MAX_ROUNDS):
         norm = loads / caps
         top = int(np.argmax(norm))
         peak = float(norm[top])
-        if peak <= bound * (1 + _EPS):
+        if peak <= bound * (1 + IMPROVE_GOOD_ENOUGH):
             break
         move = _best_move(workers, loads, caps, top, peak)
         if move is None:
@@ -252,7 +273,11 @@ def _best_move(workers: list[_Worker], loads: np.ndarray, caps: np.ndarray, top:
     load_t, cap_t = float(loads[top]), float(caps[top])
     best_score = peak * (1 - _EPS)
     best = None
-    for j in range(len(workers)):
+    partners = range(len(workers))
+    if len(workers) > IMPROVE_MAX_PARTNERS:
+        room = peak * caps - loads
+        partners = np.argpartition(-room, IMPROVE_MAX_PARTNERS)[:IMPROVE_MAX_PARTNERS].tolist()
+    for j in partners:
         if j == top:
             continue
         load_j, cap_j = float(loads[j]), float(caps[j])

@@ -13,9 +13,10 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from switchyard import workspace
 from switchyard.exceptions import PlanError
@@ -92,7 +93,7 @@ class WorkPlan:
         }
 
     @classmethod
-    def from_dict(cls, d: Any, source: str | Path | None = None) -> "WorkPlan":
+    def from_dict(cls, d: Any, source: str | Path | None = None) -> WorkPlan:
         """Validate a plan document and build the plan.
 
         Raises:
@@ -114,11 +115,18 @@ class WorkPlan:
             newer = version > SCHEMA_VERSION
             raise fail(
                 "schema_version",
-                f"version {version} is not supported (this switchyard reads version {SCHEMA_VERSION})",
+                f"version {version} is not supported "
+                f"(this switchyard reads version {SCHEMA_VERSION})",
                 "upgrade switchyard" if newer else "re-plan with get_distrib",
             )
-        for key, kind in (("app", str), ("fingerprint", str), ("scheduler", str), ("args", dict),
-                          ("workers", dict), ("slots", list)):
+        for key, kind in (
+            ("app", str),
+            ("fingerprint", str),
+            ("scheduler", str),
+            ("args", dict),
+            ("workers", dict),
+            ("slots", list),
+        ):
             if key not in d:
                 raise fail(key, "missing")
             if not isinstance(d[key], kind):
@@ -133,7 +141,9 @@ class WorkPlan:
         if not isinstance(edited, bool):
             raise fail("edited", f"{edited!r} is not true or false")
         if not d["slots"]:
-            raise fail("slots", "no worker slots", "re-plan with at least one worker in [cluster.workers]")
+            raise fail(
+                "slots", "no worker slots", "re-plan with at least one worker in [cluster.workers]"
+            )
 
         slots: list[WorkerSlot] = []
         slot_ids: set[str] = set()
@@ -145,9 +155,15 @@ class WorkPlan:
                 raise fail(key, f"expected an object, got {type(s).__name__}")
             for sub, kind in (("id", str), ("host", str), ("partitions", list)):
                 if not isinstance(s.get(sub), kind):
-                    raise fail(f"{key}.{sub}", f"expected {_kind(kind)}, got {type(s.get(sub)).__name__}")
+                    raise fail(
+                        f"{key}.{sub}", f"expected {_kind(kind)}, got {type(s.get(sub)).__name__}"
+                    )
             if s["id"] in slot_ids:
-                raise fail(f"{key}.id", f"slot id '{s['id']}' appears twice", "give each worker slot a unique id")
+                raise fail(
+                    f"{key}.id",
+                    f"slot id '{s['id']}' appears twice",
+                    "give each worker slot a unique id",
+                )
             slot_ids.add(s["id"])
             capacity = s.get("capacity", 1.0)
             if not _is_number(capacity) or not math.isfinite(capacity) or capacity <= 0:
@@ -165,17 +181,28 @@ class WorkPlan:
                 if type(index) is not int or index < 0:
                     raise fail(f"{pkey}.index", f"{index!r} is not a whole number >= 0")
                 if name in names:
-                    raise fail(f"{pkey}.name", f"partition '{name}' appears twice",
-                               "keep each partition on exactly one worker slot")
+                    raise fail(
+                        f"{pkey}.name",
+                        f"partition '{name}' appears twice",
+                        "keep each partition on exactly one worker slot",
+                    )
                 if index in indices:
                     raise fail(f"{pkey}.index", f"index {index} appears twice", _FIX)
                 names.add(name)
                 indices.add(index)
                 parts.append(PlannedPartition(name=name, weight=float(weight), index=index))
-            slots.append(WorkerSlot(id=s["id"], host=s["host"], capacity=float(capacity), partitions=parts))
+            slots.append(
+                WorkerSlot(id=s["id"], host=s["host"], capacity=float(capacity), partitions=parts)
+            )
         return cls(
-            app=d["app"], fingerprint=d["fingerprint"], args=d["args"], workers=dict(d["workers"]),
-            scheduler=d["scheduler"], slots=slots, created_at=float(created_at), edited=edited,
+            app=d["app"],
+            fingerprint=d["fingerprint"],
+            args=d["args"],
+            workers=dict(d["workers"]),
+            scheduler=d["scheduler"],
+            slots=slots,
+            created_at=float(created_at),
+            edited=edited,
             schema_version=version,
         )
 
@@ -183,7 +210,7 @@ class WorkPlan:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, source: str | Path | None = None) -> "WorkPlan":
+    def from_json(cls, text: str, source: str | Path | None = None) -> WorkPlan:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
@@ -198,7 +225,7 @@ class WorkPlan:
         return workspace.atomic_write_text(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | Path) -> "WorkPlan":
+    def load(cls, path: str | Path) -> WorkPlan:
         """Read a plan file.
 
         Raises:
@@ -210,7 +237,9 @@ class WorkPlan:
         except FileNotFoundError:
             raise PlanError(f"no work plan at {path}: run get_distrib to make one") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise PlanError(f"work plan {path} cannot be read ({e}): re-plan with get_distrib") from None
+            raise PlanError(
+                f"work plan {path} cannot be read ({e}): re-plan with get_distrib"
+            ) from None
         return cls.from_json(text, source=path)
 
     # figures -----------------------------------------------------------------
@@ -248,10 +277,12 @@ class WorkPlan:
         for s in self.slots:
             if s.id == slot_id:
                 return s
-        raise PlanError(f"unknown worker '{slot_id}': choose one of: {_choices(s.id for s in self.slots)}")
+        raise PlanError(
+            f"unknown worker '{slot_id}': choose one of: {_choices(s.id for s in self.slots)}"
+        )
 
     def matches(self, app: str, args: Mapping[str, Any], workers: Mapping[str, int]) -> bool:
-        """True if the plan was computed for this app, args and workers (its fingerprint matches)."""
+        """True if the plan was made for this app, args and workers (the fingerprint matches)."""
         return self.fingerprint == plan_fingerprint(app, args, workers)
 
     def summary(self) -> dict:
@@ -273,7 +304,11 @@ class WorkPlan:
 
 def plan_fingerprint(app: str, args: Mapping[str, Any], workers: Mapping[str, int]) -> str:
     """A short hash of what a plan was computed for; the order of ``workers`` does not matter."""
-    doc = {"app": app, "args": _plain_args(args), "workers": {str(h): int(c) for h, c in workers.items()}}
+    doc = {
+        "app": app,
+        "args": _plain_args(args),
+        "workers": {str(h): int(c) for h, c in workers.items()},
+    }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -325,7 +360,9 @@ def build_plan(
                     f"capacities: unknown worker '{slot_id}': choose one of: {_choices(by_id)}"
                 )
             if not _is_number(cap) or not math.isfinite(cap) or cap <= 0:
-                raise PlanError(f"capacities: worker '{slot_id}' has capacity {cap!r}: give a number > 0")
+                raise PlanError(
+                    f"capacities: worker '{slot_id}' has capacity {cap!r}: give a number > 0"
+                )
             by_id[slot_id].capacity = float(cap)
 
     parts = list(partitions)
@@ -333,7 +370,8 @@ def build_plan(
     for p in parts:
         if p.name in seen:
             raise PlanError(
-                f"app '{app}': partition name '{p.name}' appears twice: give each partition a unique name"
+                f"app '{app}': partition name '{p.name}' appears twice: "
+                "give each partition a unique name"
             )
         seen.add(p.name)
     weights = [p.weight for p in parts]
@@ -342,7 +380,9 @@ def build_plan(
     except PlanError as e:
         raise PlanError(f"app '{app}': {e}") from None
     for index, (p, j) in enumerate(zip(parts, assign)):
-        slots[j].partitions.append(PlannedPartition(name=str(p.name), weight=float(p.weight), index=index))
+        slots[j].partitions.append(
+            PlannedPartition(name=str(p.name), weight=float(p.weight), index=index)
+        )
     return WorkPlan(
         app=app,
         fingerprint=plan_fingerprint(app, args, workers),
@@ -400,8 +440,14 @@ def reassign_many(plan: WorkPlan, moves: Mapping[str, str]) -> WorkPlan:
         # Keep the app's partition order within a slot so edited and fresh plans run alike.
         s.partitions.sort(key=lambda p: p.index)
     return WorkPlan(
-        app=plan.app, fingerprint=plan.fingerprint, args=dict(plan.args), workers=dict(plan.workers),
-        scheduler=plan.scheduler, slots=slots, created_at=plan.created_at, edited=True,
+        app=plan.app,
+        fingerprint=plan.fingerprint,
+        args=dict(plan.args),
+        workers=dict(plan.workers),
+        scheduler=plan.scheduler,
+        slots=slots,
+        created_at=plan.created_at,
+        edited=True,
         schema_version=plan.schema_version,
     )
 

@@ -51,7 +51,7 @@ class Job:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_inflight: int = 0  # 0: no cap
-    replanned: str = ""
+    plan_note: str = ""  # which plan this run uses, and why
     extra: dict = field(default_factory=dict)
 
     def save(self, run_dir: Path) -> None:
@@ -149,8 +149,8 @@ class Driver:
         t0 = time.time()
         self.log.write(f"driver: orchestration {self.oid}: app '{job.spec.app}', mode {job.mode} "
                        f"({mode_string(job.mode)}), {len(job.partitions)} batches, pid {os.getpid()}")
-        if job.replanned:
-            self.log.write(f"driver: {job.replanned}")
+        if job.plan_note:
+            self.log.write(f"driver: {job.plan_note}")
         self._start_executor(job)
         setup_seconds = time.time() - t0
         total = len(job.partitions)
@@ -169,7 +169,7 @@ class Driver:
             status = self.requested
             if status == Status.CANCELLING:
                 self.executor.cancel(list(inflight))
-                self.store.record_results(self.oid, [
+                self.store.record_results(self.oid, owner=self.owner, results=[
                     {"idx": i, "status": BatchStatus.CANCELLED.value, "worker": None,
                      "started_at": submitted_at.get(i), "ended_at": time.time(), "error": "cancelled",
                      "output_path": None, "next_attempt_at": None} for i in inflight.values()])
@@ -178,7 +178,8 @@ class Driver:
                 return Status.CANCELLED
             now = time.time()
             if status == Status.RUNNING:
-                due = [i for i, at in sorted(todo.items()) if at <= now and i not in inflight.values()]
+                busy = set(inflight.values())
+                due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy]
                 room = cap - len(inflight)
                 if due and room > 0:
                     due = due[:room]
@@ -190,7 +191,7 @@ class Driver:
                         inflight[fut] = i
                         submitted_at[i] = now
                         started[i] = job.slot_of[i]
-                    self.store.batches_started(self.oid, list(started), started, now=now)
+                    self.store.batches_started(self.oid, list(started), started, owner=self.owner, now=now)
             elif status == Status.PAUSING and not inflight:
                 self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
                 self._finish("paused")
@@ -207,7 +208,7 @@ class Driver:
             for fut in finished:
                 i = inflight.pop(fut)
                 records.append(self._settle(job, i, fut, attempts, todo, dead))
-            self.store.record_results(self.oid, records)
+            self.store.record_results(self.oid, records, owner=self.owner)
         exec_seconds = time.time() - t_exec
         if dead:
             msg = f"{len(dead)} of {total} batches failed after {job.max_attempts} attempts: {dead[0]}"

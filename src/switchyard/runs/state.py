@@ -21,11 +21,17 @@ Lifecycle::
 A cancelling orchestration whose driver vanished (``interrupt``) becomes
 ``cancelled``, not ``interrupted``: the operator already asked to stop it for
 good, and nothing is left in flight once the driver is gone.
+
+The records of the run store (:class:`Orchestration`, :class:`Batch`) live here
+too, with their one mapping to and from rows and JSON documents.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
+from typing import Any, Mapping
 
 from switchyard.exceptions import InvalidTransition
 
@@ -87,7 +93,8 @@ EVENTS: tuple[str, ...] = ("paused", "complete", "fail", "cancelled", "interrupt
 
 S = Status
 TRANSITIONS: dict[Status, dict[str, Status]] = {
-    S.PENDING: {"start": S.RUNNING, "cancel": S.CANCELLED},
+    # interrupt from pending: the driver died before it could start the run
+    S.PENDING: {"start": S.RUNNING, "cancel": S.CANCELLED, "interrupt": S.INTERRUPTED},
     S.RUNNING: {
         "pause": S.PAUSING,
         "cancel": S.CANCELLING,
@@ -103,7 +110,8 @@ TRANSITIONS: dict[Status, dict[str, Status]] = {
         "interrupt": S.INTERRUPTED,
     },
     S.PAUSED: {"resume": S.PENDING, "cancel": S.CANCELLED},
-    S.CANCELLING: {"cancelled": S.CANCELLED, "interrupt": S.CANCELLED},
+    # the operator asked to stop it for good: a driver that fails or vanishes meanwhile ends it
+    S.CANCELLING: {"cancelled": S.CANCELLED, "interrupt": S.CANCELLED, "fail": S.CANCELLED},
     S.CANCELLED: {},
     S.COMPLETED: {},
     S.FAILED: {"retry": S.PENDING},
@@ -141,3 +149,110 @@ def allowed_events(status: Status | str) -> list[str]:
     """Driver events allowed from ``status``."""
     table = TRANSITIONS[Status(status)]
     return [e for e in EVENTS if e in table]
+
+
+# -- records -------------------------------------------------------------------------------
+
+_JSON_COLUMNS = ("args", "workers", "options")
+
+
+@dataclass
+class Orchestration:
+    """One row of ``orchestrations``: a run of an app (or a pipeline) and its lifecycle."""
+
+    id: str
+    kind: str
+    app: str
+    status: Status
+    mode: int = 0
+    args: dict = field(default_factory=dict)
+    workers: dict = field(default_factory=dict)
+    scheduler: str | None = None
+    plan_fingerprint: str | None = None
+    run_dir: str | None = None
+    options: dict = field(default_factory=dict)
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    driver_pid: int | None = None
+    error: str | None = None
+    output: str | None = None
+    seconds: float | None = None
+    total_batches: int = 0
+    completed_batches: int = 0
+    attempts_limit: int = 3
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
+    @property
+    def progress(self) -> float:
+        """Completed batches over all batches, 0..1."""
+        if self.total_batches <= 0:
+            return 1.0 if self.status is Status.COMPLETED else 0.0
+        return min(1.0, self.completed_batches / self.total_batches)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["progress"] = self.progress
+        d["commands"] = allowed_commands(self.status)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Orchestration":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Orchestration":
+        """From a row of the ``orchestrations`` table (JSON columns as text)."""
+        d = {f.name: row[f.name] for f in fields(cls)}
+        for name in _JSON_COLUMNS:
+            d[name] = json.loads(d[name]) if d[name] else {}
+        return cls(**d)
+
+
+@dataclass
+class Batch:
+    """One row of ``batches``: a partition (or pipeline step) of an orchestration."""
+
+    orchestration_id: str
+    idx: int
+    name: str
+    weight: float = 1.0
+    items: int = 0
+    planned_worker: str | None = None
+    worker: str | None = None
+    status: BatchStatus = BatchStatus.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    output_path: str | None = None
+    next_attempt_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.status = BatchStatus(self.status)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["seconds"] = self.seconds
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Batch":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Batch":
+        return cls(**{f.name: row[f.name] for f in fields(cls)})

@@ -20,13 +20,12 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from switchyard import workspace
 from switchyard.exceptions import LeaseHeld, NotFound, StoreError
-from switchyard.runs.state import BatchStatus, Status, allowed_commands, next_status
+from switchyard.runs.state import Batch, BatchStatus, Orchestration, Status, next_status
 
 SCHEMA_VERSION = 1
 
@@ -87,114 +86,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, id);
 """
 
-_JSON_COLUMNS = ("args", "workers", "options")
 _ACTIVE = tuple(s.value for s in Status if s.is_active)
 # Batches whose attempt counts when its result is recorded.
 _COUNTED = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.DEAD)
-
-
-@dataclass
-class Orchestration:
-    """One row of ``orchestrations``: a run of an app (or a pipeline) and its lifecycle."""
-
-    id: str
-    kind: str
-    app: str
-    status: Status
-    mode: int = 0
-    args: dict = None  # type: ignore[assignment]
-    workers: dict = None  # type: ignore[assignment]
-    scheduler: str | None = None
-    plan_fingerprint: str | None = None
-    run_dir: str | None = None
-    options: dict = None  # type: ignore[assignment]
-    created_at: float = 0.0
-    started_at: float | None = None
-    ended_at: float | None = None
-    heartbeat_at: float | None = None
-    lease_owner: str | None = None
-    lease_expires: float | None = None
-    driver_pid: int | None = None
-    error: str | None = None
-    output: str | None = None
-    seconds: float | None = None
-    total_batches: int = 0
-    completed_batches: int = 0
-    attempts_limit: int = 3
-
-    def __post_init__(self) -> None:
-        self.status = Status(self.status)
-        for name in _JSON_COLUMNS:
-            if getattr(self, name) is None:
-                setattr(self, name, {})
-
-    @property
-    def progress(self) -> float:
-        """Completed batches over all batches, 0..1."""
-        if self.total_batches <= 0:
-            return 1.0 if self.status is Status.COMPLETED else 0.0
-        return min(1.0, self.completed_batches / self.total_batches)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        d["progress"] = self.progress
-        d["commands"] = allowed_commands(self.status)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Orchestration":
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Orchestration":
-        d = {f.name: row[f.name] for f in fields(cls)}
-        for name in _JSON_COLUMNS:
-            d[name] = json.loads(d[name]) if d[name] else {}
-        return cls(**d)
-
-
-@dataclass
-class Batch:
-    """One row of ``batches``: a partition (or pipeline step) of an orchestration."""
-
-    orchestration_id: str
-    idx: int
-    name: str
-    weight: float = 1.0
-    items: int = 0
-    planned_worker: str | None = None
-    worker: str | None = None
-    status: BatchStatus = BatchStatus.PENDING
-    attempts: int = 0
-    started_at: float | None = None
-    ended_at: float | None = None
-    error: str | None = None
-    output_path: str | None = None
-    next_attempt_at: float | None = None
-
-    def __post_init__(self) -> None:
-        self.status = BatchStatus(self.status)
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return max(0.0, self.ended_at - self.started_at)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        d["seconds"] = self.seconds
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Batch":
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Batch":
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
 def new_orchestration_id(now: float | None = None) -> str:
@@ -207,6 +101,14 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else float(now)
 
 
+def _json(value: dict | None) -> str:
+    return json.dumps(value or {}, default=str)  # e.g. a Path in args is stored as its text
+
+
+def _marks(values: Iterable[Any]) -> str:
+    return ",".join("?" for _ in values)
+
+
 def _clock(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
@@ -216,9 +118,11 @@ class RunStore:
 
     Args:
         path: the database file; default ``<workspace home>/switchyard.db``.
+        busy_timeout: seconds to wait for another process's write lock before giving up.
     """
 
-    def __init__(self, path: Path | str | None = None):
+    def __init__(self, path: Path | str | None = None, busy_timeout: float = 10.0):
+        self.busy_timeout = float(busy_timeout)
         self.path = Path(path) if path is not None else workspace.home() / "switchyard.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -238,10 +142,10 @@ class RunStore:
             self._orphans.append(self._conn)
         try:
             conn = sqlite3.connect(
-                str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False
+                str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as e:
@@ -264,13 +168,25 @@ class RunStore:
                 finally:
                     self._depth -= 1
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e):
+                    raise
+                raise StoreError(
+                    self.path,
+                    f"another process kept it locked for more than {self.busy_timeout:g} s",
+                    "close whatever holds a write transaction on it (a sqlite3 shell?) and retry",
+                ) from e
             self._depth = 1
             try:
                 yield conn
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one worth reporting
                 raise
             else:
                 conn.execute("COMMIT")
@@ -285,7 +201,7 @@ class RunStore:
         """Create the tables if missing (idempotent); refuse a store written by a newer version."""
         try:
             with self.transaction() as c:
-                c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
                 row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 found = int(row[0]) if row else None
                 if found is not None and found > SCHEMA_VERSION:
@@ -340,12 +256,14 @@ class RunStore:
         batches: builtins.list[dict],
         options: dict | None = None,
         attempts_limit: int = 3,
+        oid: str | None = None,
         now: float | None = None,
     ) -> str:
         """Record a new orchestration (status ``pending``) and its batches; return its id.
 
         Each batch is a dict with ``name`` and optionally ``weight``, ``items`` (a count or
         the items themselves) and ``planned_worker``; its index is its position in the list.
+        ``oid`` is an id drawn beforehand with :meth:`new_id` (e.g. to name the run folder).
         """
         now = _now(now)
         if int(attempts_limit) < 1:
@@ -357,14 +275,14 @@ class RunStore:
             rows.append((idx, str(b["name"]), float(b.get("weight", 1.0)), items,
                          b.get("planned_worker")))
         values = (
-            kind, app, Status.PENDING.value, int(mode), json.dumps(args or {}),
-            json.dumps(workers or {}), scheduler, plan_fingerprint,
-            str(run_dir) if run_dir is not None else None, json.dumps(options or {}), now,
+            kind, app, Status.PENDING.value, int(mode), _json(args), _json(workers), scheduler,
+            plan_fingerprint, str(run_dir) if run_dir is not None else None, _json(options), now,
             len(rows), int(attempts_limit),
         )
+        given = oid
         with self.transaction() as c:
             for _ in range(5):
-                oid = new_orchestration_id(now)
+                oid = given or new_orchestration_id(now)
                 try:
                     c.execute(
                         "INSERT INTO orchestrations (id, kind, app, status, mode, args, workers, "
@@ -374,6 +292,8 @@ class RunStore:
                     )
                     break
                 except sqlite3.IntegrityError:
+                    if given:
+                        raise ValueError(f"orchestration id {given!r} is already taken") from None
                     continue  # two ids drawn in the same second collided: draw again
             else:
                 raise RuntimeError("could not draw a unique orchestration id")
@@ -384,6 +304,13 @@ class RunStore:
             )
             self._event(c, oid, "created", f"{kind} of {app} with {len(rows)} batches", now)
         return oid
+
+    def new_id(self, now: float | None = None) -> str:
+        """A fresh orchestration id (unused in this store) for :meth:`create_orchestration`."""
+        while True:
+            oid = new_orchestration_id(now)
+            if not self._read("SELECT 1 FROM orchestrations WHERE id = ?", (oid,)):
+                return oid
 
     def get(self, oid: str) -> Orchestration:
         """The orchestration ``oid``; raises NotFound for an unknown id."""
@@ -399,12 +326,12 @@ class RunStore:
         kind: str | None = None,
         limit: int = 200,
     ) -> builtins.list[Orchestration]:
-        """Orchestrations, newest first, optionally filtered by status (one or several), app, kind."""
+        """Orchestrations, newest first, filtered by status (one or several), app and kind."""
         where, params = [], []
         if status is not None:
             wanted = [status] if isinstance(status, str) else builtins.list(status)
             values = [Status(s).value for s in wanted]
-            where.append(f"status IN ({','.join('?' * len(values))})")
+            where.append(f"status IN ({_marks(values)})")
             params += values
         if app is not None:
             where.append("app = ?")
@@ -422,7 +349,9 @@ class RunStore:
         """The batches of ``oid`` in index order, optionally only those with ``status``."""
         self._require(oid)
         if status is None:
-            rows = self._read("SELECT * FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,))
+            rows = self._read(
+                "SELECT * FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,)
+            )
         else:
             rows = self._read(
                 "SELECT * FROM batches WHERE orchestration_id = ? AND status = ? ORDER BY idx",
@@ -435,7 +364,8 @@ class RunStore:
         self._require(oid)
         counts = {s.value: 0 for s in BatchStatus}
         for status, n in self._read(
-            "SELECT status, COUNT(*) FROM batches WHERE orchestration_id = ? GROUP BY status", (oid,)
+            "SELECT status, COUNT(*) FROM batches WHERE orchestration_id = ? GROUP BY status",
+            (oid,),
         ):
             counts[status] = n
         return counts
@@ -445,7 +375,8 @@ class RunStore:
         self._require(oid)
         rows = self._read(
             "SELECT * FROM batches WHERE orchestration_id = ? AND (status = 'pending' OR "
-            "(status = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))) ORDER BY idx",
+            "(status = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))) "
+            "ORDER BY idx",
             (oid, _now(now)),
         )
         return [Batch.from_row(r) for r in rows]
@@ -509,12 +440,14 @@ class RunStore:
             c.execute(
                 "UPDATE batches SET status = 'pending', next_attempt_at = NULL, "
                 "attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END "
-                "WHERE orchestration_id = ? AND status IN ('failed', 'dead', 'cancelled', 'running')",
+                "WHERE orchestration_id = ? "
+                "AND status IN ('failed', 'dead', 'cancelled', 'running')",
                 (oid,),
             )
         elif target in (Status.PAUSED, Status.INTERRUPTED):
             c.execute(
-                "UPDATE batches SET status = 'pending' WHERE orchestration_id = ? AND status = 'running'",
+                "UPDATE batches SET status = 'pending' "
+                "WHERE orchestration_id = ? AND status = 'running'",
                 (oid,),
             )
         elif target is Status.CANCELLED:
@@ -548,7 +481,7 @@ class RunStore:
         workers = worker_by_idx or {}
         idxs = sorted({int(i) for i in idxs})
         with self.transaction() as c:
-            self._check_owner(c, oid, owner)
+            self._require(oid, c, owner)
             cur = c.executemany(
                 "UPDATE batches SET status = 'running', started_at = ?, ended_at = NULL, "
                 "worker = COALESCE(?, planned_worker) "
@@ -577,10 +510,11 @@ class RunStore:
         now = _now(now)
         newly_completed = 0
         with self.transaction() as c:
-            self._check_owner(c, oid, owner)
+            self._require(oid, c, owner)
             for r in results:
                 idx, status = int(r["idx"]), BatchStatus(r["status"])
                 counted = 1 if status in _COUNTED else 0
+                ended = r.get("ended_at")
                 got = c.execute(
                     "UPDATE batches SET "
                     "status = ?, attempts = attempts + ?, worker = COALESCE(?, worker), "
@@ -589,7 +523,7 @@ class RunStore:
                     "WHERE orchestration_id = ? AND idx = ? AND status != 'completed' "
                     "RETURNING status, attempts",
                     (status.value, counted, r.get("worker"),
-                     r.get("started_at"), r.get("ended_at", now), r.get("error"),
+                     r.get("started_at"), now if ended is None else ended, r.get("error"),
                      r.get("output_path"), r.get("next_attempt_at"), oid, idx),
                 ).fetchone()
                 if got is None:
@@ -602,7 +536,8 @@ class RunStore:
                                 f"{r.get('error') or 'no error recorded'}", now)
             if newly_completed:
                 c.execute(
-                    "UPDATE orchestrations SET completed_batches = completed_batches + ? WHERE id = ?",
+                    "UPDATE orchestrations SET completed_batches = completed_batches + ? "
+                    "WHERE id = ?",
                     (newly_completed, oid),
                 )
         return newly_completed
@@ -628,7 +563,8 @@ class RunStore:
             )
             if dead:
                 shown = ", ".join(map(str, dead[:20])) + (" ..." if len(dead) > 20 else "")
-                self._event(c, oid, "requeue", f"{len(dead)} dead batches back to pending: {shown}", now)
+                message = f"{len(dead)} dead batches back to pending: {shown}"
+                self._event(c, oid, "requeue", message, now)
         return dead
 
     def set_output(self, oid: str, output: str, seconds: float) -> None:
@@ -722,7 +658,7 @@ class RunStore:
         with self.transaction() as c:
             rows = c.execute(
                 f"SELECT id, status, lease_owner, lease_expires, driver_pid FROM orchestrations "
-                f"WHERE status IN ({','.join('?' * len(_ACTIVE))}) AND ("
+                f"WHERE status IN ({_marks(_ACTIVE)}) AND ("
                 "(lease_expires IS NOT NULL AND lease_expires <= ?) OR (lease_expires IS NULL AND "
                 "COALESCE(heartbeat_at, started_at, created_at) <= ?))",
                 (*_ACTIVE, now, now - orphan_grace),
@@ -731,7 +667,8 @@ class RunStore:
                 current = Status(status)
                 target = next_status(current, "interrupt", oid)
                 who = f"driver {owner or '(no lease)'}" + (f" pid {pid}" if pid else "")
-                when = f"its lease expired at {_clock(expires)}" if expires else "it never took a lease"
+                when = (f"its lease expired at {_clock(expires)}" if expires
+                        else "it never took a lease")
                 note = f"{who} stopped heartbeating ({when})"
                 error = f"{note}: resume it to continue" if target is Status.INTERRUPTED else None
                 self._apply(c, oid, current, target, "interrupt", error, now, note=note)
@@ -739,7 +676,12 @@ class RunStore:
         return swept
 
     def claim_pending(
-        self, limit_running: int, *, owner: str = "queue", ttl: float = 60.0, now: float | None = None
+        self,
+        limit_running: int,
+        *,
+        owner: str = "queue",
+        ttl: float = 60.0,
+        now: float | None = None,
     ) -> builtins.list[str]:
         """Claim the oldest pending orchestrations that may start under ``limit_running``.
 
@@ -750,7 +692,7 @@ class RunStore:
         now = _now(now)
         with self.transaction() as c:
             busy = c.execute(
-                f"SELECT COUNT(*) FROM orchestrations WHERE status IN ({','.join('?' * len(_ACTIVE))})"
+                f"SELECT COUNT(*) FROM orchestrations WHERE status IN ({_marks(_ACTIVE)})"
                 " OR (status = 'pending' AND lease_owner IS NOT NULL AND lease_expires > ?)",
                 (*_ACTIVE, now),
             ).fetchone()[0]
@@ -784,17 +726,20 @@ class RunStore:
             "orchestrations (or the SWITCHYARD_HOME it was started with)"
         )
 
-    def _require(self, oid: str, c: sqlite3.Connection | None = None) -> int:
-        sql, params = "SELECT attempts_limit FROM orchestrations WHERE id = ?", (oid,)
-        row = c.execute(sql, params).fetchone() if c is not None else (self._read(sql, params) or [None])[0]
+    def _require(self, oid: str, c: sqlite3.Connection | None = None,
+                 owner: str | None = None) -> None:
+        """Raise NotFound for an unknown id; with ``owner``, LeaseHeld unless it holds the lease."""
+        sql, params = "SELECT lease_owner FROM orchestrations WHERE id = ?", (oid,)
+        row = c.execute(sql, params).fetchone() if c else next(iter(self._read(sql, params)), None)
         if row is None:
             raise self._not_found(oid)
-        return int(row[0])
+        if owner is not None and row[0] != owner:
+            raise LeaseHeld(oid, row[0] or "nobody (the lease was released)")
 
     def _require_batches(self, c: sqlite3.Connection, oid: str, idxs: builtins.list[int]) -> None:
         self._require(oid, c)
         known = {r[0] for r in c.execute(
-            f"SELECT idx FROM batches WHERE orchestration_id = ? AND idx IN ({','.join('?' * len(idxs))})",
+            f"SELECT idx FROM batches WHERE orchestration_id = ? AND idx IN ({_marks(idxs)})",
             (oid, *idxs),
         )}
         missing = [i for i in idxs if i not in known]
@@ -803,16 +748,3 @@ class RunStore:
                 f"orchestration '{oid}' has no batch {missing[0]}: batch indices run from 0 to "
                 "total_batches - 1"
             )
-
-    def _check_owner(self, c: sqlite3.Connection, oid: str, owner: str | None) -> int:
-        """Return the attempts limit; with ``owner``, refuse unless it holds the lease."""
-        if owner is None:
-            return self._require(oid, c)
-        row = c.execute(
-            "SELECT attempts_limit, lease_owner FROM orchestrations WHERE id = ?", (oid,)
-        ).fetchone()
-        if row is None:
-            raise self._not_found(oid)
-        if row[1] != owner:
-            raise LeaseHeld(oid, row[1] or "nobody (the lease was released)")
-        return int(row[0])
