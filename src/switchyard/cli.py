@@ -96,7 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     snip.add_argument("app")
     snip.add_argument("kind", choices=["install", "distrib", "run"])
     snip.add_argument("--save", action="store_true", help="also save it under the workspace snippets folder")
+    for module in _command_modules():
+        module.register(sub, common, cluster)
     return p
+
+
+# Subcommand groups that live in their own modules: each has
+# register(subparsers, common_parent, cluster_parent) adding parsers whose
+# defaults carry func=<callable(ns) -> int>.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _command_modules():
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 def _app_env(ns: argparse.Namespace):
@@ -212,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return COMMANDS[ns.command](ns)
+        func = getattr(ns, "func", None) or COMMANDS[ns.command]
+        return func(ns)
     except SwitchyardError as e:
         print(f"switchyard: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -32,7 +32,8 @@ def app_class(name: str, tmp_path: Path):
 
 def make_app(name: str, tmp_path: Path, **args):
     cls = app_class(name, tmp_path)
-    return cls(validate_args(cls, args), data_dir(AppEnv(name, apps_dir=str(APPS_DIR), workspace=str(tmp_path))))
+    env = AppEnv(name, apps_dir=str(APPS_DIR), workspace=str(tmp_path))
+    return cls(validate_args(cls, args), data_dir(env))
 
 
 def run(app, output_dir: Path, map_items=map) -> tuple[list[Partition], Path]:
@@ -54,7 +55,8 @@ def pool(tmp_path_factory):
     # another test first started it.)
     for name in ("flight", "montecarlo"):
         app_class(name, tmp_path_factory.mktemp(name))
-    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as executor:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as executor:
         yield executor
 
 
@@ -87,9 +89,10 @@ def test_flight_outputs_are_plausible(tmp_path):
     flights = pd.read_parquet(out.parent / "flights.parquet")
     assert list(points.columns) == ["aircraft", "flight_id", "timestamp", "latitude", "longitude",
                                     "altitude_m", "segment_km", "speed_kmh"]
-    assert list(flights.columns) == ["aircraft", "flight_id", "points", "distance_km", "duration_s",
-                                     "mean_speed_kmh", "max_speed_kmh", "start_latitude", "start_longitude",
-                                     "end_latitude", "end_longitude"]
+    assert list(flights.columns) == [
+        "aircraft", "flight_id", "points", "distance_km", "duration_s", "mean_speed_kmh",
+        "max_speed_kmh", "start_latitude", "start_longitude", "end_latitude", "end_longitude",
+    ]
     rows = sum(pd.read_csv(app.file_path(i)).shape[0] for i in range(FLIGHT_ARGS["files"]))
     assert len(points) == rows == flights["points"].sum()
     # Exactly one point per flight (its first) has no incoming segment.
@@ -111,7 +114,7 @@ def test_flight_partitions_follow_the_files(tmp_path):
     assert [p.name for p in parts] == [f"flight_{i:04d}" for i in range(FLIGHT_ARGS["files"])]
     sizes = [app.file_path(i).stat().st_size for i in range(FLIGHT_ARGS["files"])]
     assert [p.weight for p in parts] == sizes
-    assert len(set(sizes)) == len(sizes)  # files of different sizes, so plans have something to balance
+    assert len(set(sizes)) == len(sizes)  # different sizes: plans have something to balance
     for i, p in enumerate(parts):
         rows = len(pd.read_csv(app.file_path(i)))
         ranges = [(start, stop) for _, start, stop in p.items]
@@ -176,7 +179,8 @@ def test_montecarlo_pool_equals_in_process(tmp_path, pool):
     assert sum(n for _, _, n, _ in parts[0].items) == 20_000
     assert seq.name == "result.parquet"
     assert pooled.read_bytes() == seq.read_bytes()
-    assert (pooled.parent / "summary.json").read_bytes() == (seq.parent / "summary.json").read_bytes()
+    summary_bytes = (seq.parent / "summary.json").read_bytes()
+    assert (pooled.parent / "summary.json").read_bytes() == summary_bytes
 
     result = pd.read_parquet(seq)
     assert list(result.columns[:4]) == ["task", "samples", "inside", "estimate"]
@@ -255,9 +259,12 @@ def test_settings_and_project_files(tmp_path, name):
     args = validate_args(cls, doc.unwrap()["args"])
     assert args.model_dump(exclude={"seed"}) == cls.Args().model_dump(exclude={"seed"})
     cluster = tomllib.loads(text)["cluster"]
-    assert (cluster["pool"], cluster["cython"], cluster["dask"], cluster["rapids"]) == (False, False, True, False)
+    modes = (cluster["pool"], cluster["cython"], cluster["dask"], cluster["rapids"])
+    assert modes == (False, False, True, False)
     assert cluster["workers"] == {"127.0.0.1": 2} and cluster["scheduler"] == "127.0.0.1:8786"
-    assert cluster["service_health"] == {"allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25}
+    assert cluster["service_health"] == {
+        "allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25,
+    }
     project = tomllib.loads((APPS_DIR / name / "pyproject.toml").read_text())["project"]
     assert project["name"] == f"{name}-app" and project["dependencies"]
     assert cls.compiled_modules == ("worker",)

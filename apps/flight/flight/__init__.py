@@ -33,25 +33,36 @@ FLIGHTS_FILE = "flights.parquet"
 SEGMENT_COLUMNS = ["aircraft", "flight_id", "timestamp", "latitude", "longitude", "altitude_m",
                    "segment_km", "speed_kmh"]
 SEGMENTS_SCHEMA = pa.schema([
-    ("aircraft", pa.string()), ("flight_id", pa.string()), ("timestamp", pa.timestamp("s", tz="UTC")),
+    ("aircraft", pa.string()),
+    ("flight_id", pa.string()),
+    ("timestamp", pa.timestamp("s", tz="UTC")),
     *[(c, pa.float64()) for c in SEGMENT_COLUMNS[3:]],
 ])
-ROW_GROUP_ROWS = 1_000_000  # segments.parquet row groups hold whole partitions, about this many rows
+FLIGHT_COLUMNS = ["aircraft", "flight_id", "points", "distance_km", "duration_s", "mean_speed_kmh",
+                  "max_speed_kmh", "start_latitude", "start_longitude", "end_latitude",
+                  "end_longitude"]
+# segments.parquet row groups hold whole partitions, about this many rows each
+ROW_GROUP_ROWS = 1_000_000
 
 
 class FlightArgs(Args):
     """Run arguments of the flight app."""
 
-    files: int = Field(8, ge=1, le=100_000, description="Number of telemetry CSV files (partitions).")
+    files: int = Field(
+        8, ge=1, le=100_000, description="Number of telemetry CSV files (partitions)."
+    )
     rows_per_file: int = Field(
         2000, ge=2, le=1_000_000,
         description="Typical rows per file; each file gets 0.3x to 1.7x this (about 10 s per row).",
     )
-    aircraft: int = Field(4, ge=1, le=9999, description="Number of distinct aircraft flying the files.")
+    aircraft: int = Field(
+        4, ge=1, le=9999, description="Number of distinct aircraft flying the files."
+    )
     seed: int = Field(42, ge=0, le=2**63 - 1, description="Seed of the generated data.")
     chunk_rows: int = Field(
         50_000, ge=2, le=100_000_000,
-        description="Rows per work item: larger files are split into items a process pool runs in parallel.",
+        description="Rows per work item: larger files are split into items that a "
+                    "process pool runs in parallel.",
     )
 
 
@@ -87,14 +98,17 @@ class Flight(App):
             parts.append(Partition(
                 name=Path(rel_path).stem,
                 weight=float(worker.file_size(index, a.rows_per_file, a.seed)),
-                items=tuple((rel_path, start, stop) for start, stop in worker.row_ranges(rows, a.chunk_rows)),
+                items=tuple((rel_path, start, stop)
+                            for start, stop in worker.row_ranges(rows, a.chunk_rows)),
             ))
         return parts
 
     # worker side -------------------------------------------------------------
     def _chunk_function(self):
         a = self.args
-        return functools.partial(worker.chunk_segments, str(self.data_dir), a.rows_per_file, a.aircraft, a.seed)
+        return functools.partial(
+            worker.chunk_segments, str(self.data_dir), a.rows_per_file, a.aircraft, a.seed
+        )
 
     def work_item(self, item) -> pd.DataFrame:
         return self._chunk_function()(item)
@@ -138,7 +152,8 @@ def segments_table(frame: pd.DataFrame) -> pa.Table:
     columns = {c: pa.array(frame[c], type=SEGMENTS_SCHEMA.field(c).type) for c in SEGMENT_COLUMNS
                if c != "timestamp"}
     # Epoch seconds in the CSV; a UTC timestamp in the output.
-    columns["timestamp"] = pa.array(frame["timestamp"].to_numpy(np.int64)).cast(pa.timestamp("s", tz="UTC"))
+    seconds = pa.array(frame["timestamp"].to_numpy(np.int64))
+    columns["timestamp"] = seconds.cast(SEGMENTS_SCHEMA.field("timestamp").type)
     return pa.table({c: columns[c] for c in SEGMENT_COLUMNS}, schema=SEGMENTS_SCHEMA)
 
 
@@ -165,11 +180,9 @@ def flight_summary(points: pd.DataFrame) -> pd.DataFrame:
         "end_longitude": g["longitude"].last(),
     })
     duration = flights["duration_s"].astype(np.float64)
-    flights.insert(4, "mean_speed_kmh", (flights["distance_km"] / duration * 3600.0).where(duration > 0))
-    return flights.reset_index()[
-        ["aircraft", "flight_id", "points", "distance_km", "duration_s", "mean_speed_kmh", "max_speed_kmh",
-         "start_latitude", "start_longitude", "end_latitude", "end_longitude"]
-    ]
+    mean_speed = (flights["distance_km"] / duration * 3600.0).where(duration > 0)
+    flights.insert(4, "mean_speed_kmh", mean_speed)
+    return flights.reset_index()[FLIGHT_COLUMNS]
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:

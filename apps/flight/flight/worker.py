@@ -59,7 +59,7 @@ def file_index(path):
     try:
         return int(stem.rsplit("_", 1)[1])
     except (IndexError, ValueError):
-        raise ValueError(f"{path}: not a flight input file name (expected flight_<index>.csv)") from None
+        raise ValueError(f"{path}: not a flight input file (expected flight_<index>.csv)") from None
 
 
 def generate_file(index, rows_per_file, aircraft, seed):
@@ -68,10 +68,11 @@ def generate_file(index, rows_per_file, aircraft, seed):
     rows = max(2, int(round(rows_per_file * rng.uniform(*SIZE_FACTOR))))  # same draw as file_rows
 
     # Cut the rows into flights; a short remainder joins the last flight.
-    lengths = rng.integers(FLIGHT_POINTS[0], FLIGHT_POINTS[1] + 1, size=rows // FLIGHT_POINTS[0] + 1)
+    shortest, longest = FLIGHT_POINTS
+    lengths = rng.integers(shortest, longest + 1, size=rows // shortest + 1)
     cuts = np.cumsum(lengths)
     cuts = cuts[: int(np.searchsorted(cuts, rows, side="left"))]
-    if len(cuts) and rows - cuts[-1] < FLIGHT_POINTS[0]:
+    if len(cuts) and rows - cuts[-1] < shortest:
         cuts = cuts[:-1]
     starts = np.concatenate([[0], cuts]).astype(np.int64)
     n_flights = len(starts)
@@ -192,8 +193,10 @@ def ensure_file(path, rows_per_file, aircraft, seed):
 
 def haversine_km(lat1, lon1, lat2, lon2):
     """Great-circle distance in km between points given in degrees (scalars or arrays)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=np.float64))
+                              for v in (lat1, lon1, lat2, lon2))
+    a = (np.sin((lat2 - lat1) / 2) ** 2
+         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 

@@ -39,7 +39,7 @@ class MonteCarloArgs(Args):
         4, ge=1, le=10_000,
         description="Items per task: the chunks a worker's process pool runs in parallel.",
     )
-    seed: int = Field(7, ge=-(2**63), le=2**64 - 1, description="Seed of the random streams.")
+    seed: int = Field(7, ge=-(2**63), le=2**63 - 1, description="Seed of the random streams.")
 
 
 def split_samples(total: int, parts: int) -> list[int]:

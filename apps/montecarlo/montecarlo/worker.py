@@ -79,7 +79,9 @@ def sample(n_samples, state):
 
 
 def run_chunk(item):
-    """Work one item ``(task, chunk, n_samples, seed)``; module-level so a process pool can pickle it.
+    """Work one item ``(task, chunk, n_samples, seed)``.
+
+    Module-level, so a process pool can pickle it.
 
     Returns:
         ``(task, chunk, n_samples, inside, integral_sum)``.

@@ -7,6 +7,7 @@ prints is captured and returned too, so it reaches the run log from any cluster.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -25,7 +26,7 @@ from typing import Any
 from switchyard.app import App, Partition
 
 _apps: dict[tuple, App] = {}
-_pools: dict[int, ProcessPoolExecutor] = {}
+_pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
 _lock = threading.Lock()
 
 
@@ -80,14 +81,23 @@ def _app_instance(spec: BatchSpec) -> App:
         return app
 
 
-def _pool(size: int) -> ProcessPoolExecutor:
+def _add_path(path: str) -> None:
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def _pool(size: int, app_dir: str) -> ProcessPoolExecutor:
     with _lock:
-        pool = _pools.get(size)
+        pool = _pools.get((app_dir, size))
         if pool is None:
-            # forkserver: workers of a threaded process (Dask) must not fork it directly
+            # forkserver: workers of a threaded process (Dask) must not fork it directly;
+            # its children start with the server's sys.path, so each app gets its own pool
             ctx = multiprocessing.get_context("forkserver")
-            pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx)
-            _pools[size] = pool
+            pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_add_path,
+                                       initargs=(app_dir,))
+            _pools[(app_dir, size)] = pool
+            if len(_pools) == 1:
+                atexit.register(shutdown)
         return pool
 
 
@@ -99,7 +109,7 @@ def run_batch(spec: BatchSpec, idx: int, partition: Partition) -> BatchOutcome:
         app = _app_instance(spec)
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             if spec.pool_size > 0 and len(partition.items) > 1:
-                pool = _pool(spec.pool_size)
+                pool = _pool(spec.pool_size, spec.app_dir)
                 result = app.work(partition, map_items=pool.map)
             else:
                 result = app.work(partition)
