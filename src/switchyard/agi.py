@@ -133,16 +133,17 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
     return result
 
 
-def ensure_env(app_env: AppEnv, cython: bool, on_line: Line) -> None:
-    """Install the worker environment when it is missing or stale (and say so)."""
+def ensure_env(app_env: AppEnv, cython: bool, on_line: Line) -> bool:
+    """Install the worker environment when it is missing or stale (and say so); True if it did."""
     from switchyard.cluster.env import install_local, is_current
 
     if is_current(app_env, cython):
-        return
+        return False
     on_line(f"worker environment of app '{app_env.app}' is missing or stale: installing it first")
     result = install_local(app_env, cython=cython, on_line=on_line)
     if not result.ok:
         raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
+    return True
 
 
 # --- distribute --------------------------------------------------------------------------------
@@ -234,11 +235,14 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
             remote = ", ".join(h for h in ctx.workers if not is_local(h))
             raise ClusterError(f"no scheduler answers at {ctx.scheduler} and hosts {remote} are remote: "
                                "start the cluster first (switchyard cluster up) or use local workers")
-    ensure_env(app_env, cython, on_line)
+    installed = ensure_env(app_env, cython, on_line)
     app = ctx.new_app()
     app.prepare()
     partitions = app.partitions()
     plan, plan_note = _choose_plan(ctx, partitions, on_line)
+    if installed:  # the run log tells it too, not only the caller's output
+        plan_note = (f"the worker environment was missing or stale and was installed first "
+                     f"(see {app_env.home / 'envs' / app_env.app / 'install.log'}); {plan_note}")
     by_name = {p.name: i for i, p in enumerate(partitions)}
     assignment = plan.assignment()
     slot_of = [assignment[p.name] for p in partitions]

@@ -56,9 +56,9 @@ def test_modes_0_1_4_5_give_equal_outputs(run_home, app):
         pd.testing.assert_frame_equal(frames[m], frames[0])
 
 
-def test_cython_modes_compile_and_agree(run_home):
+@pytest.mark.parametrize("app", ["flight", "montecarlo"])
+def test_cython_modes_compile_and_agree(run_home, app):
     apps, home = run_home
-    app = "montecarlo"
     out2 = run_json(app, 2, home, apps)
     out6 = run_json(app, 6, home, apps)
     ref = run_json(app, 0, home, apps)
