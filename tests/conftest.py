@@ -120,3 +120,15 @@ def provisioned_env(tmp_path_factory) -> ProvisionedEnv:
     result = install_local(app_env, on_line=lambda s: lines.append((time.monotonic(), s)))
     assert result.ok, result.error
     return ProvisionedEnv(app_env, result, lines, time.monotonic())
+
+
+_ORDER = {"unit": 0, "ui": 1, "integration": 2, "e2e": 3}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fast tests first; browser tests last (and together, sharing one Playwright)."""
+    def rank(item):
+        parts = item.nodeid.split("/")
+        return _ORDER.get(parts[1] if len(parts) > 1 else "", 1)
+
+    items.sort(key=rank)

@@ -81,8 +81,10 @@ def workbench(tmp_path_factory):
     wb.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # module scope: Playwright's sync API keeps an event loop in the main thread while it runs,
+    # which would break asyncio.run() in tests collected after it
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
