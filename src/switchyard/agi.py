@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import Any, Callable
 
 from switchyard import workspace
 from switchyard.app import App, AppEnv, Args, data_dir, load_app, validate_args
-from switchyard.exceptions import ClusterError, InstallError, InvalidTransition, ModeError
+from switchyard.exceptions import InstallError, InvalidTransition, ModeError
 from switchyard.modes import Mode, check_supported, enabled_modes, mode_string, parse_mode, unsupported_reason
-from switchyard.settings import AppSettings, check_scheduler, check_workers, load_settings, split_address
+from switchyard.settings import AppSettings, check_scheduler, check_workers, load_settings
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", socket.gethostname()}
 Line = Callable[[str], None]
@@ -97,17 +96,6 @@ def is_local(host: str) -> bool:
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
-def scheduler_reachable(address: str, timeout: float = 0.5) -> bool:
-    host, port = split_address(address)
-    if port == 0:
-        return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -119,13 +107,21 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
     from switchyard.cluster.env import install_local
 
     ctx = resolve(app_env, mode=modes_enabled, workers=workers)
-    remote = [h for h in ctx.workers if not is_local(h)]
-    if remote:
-        raise ClusterError(f"hosts {', '.join(remote)} are not this machine: installing over SSH needs "
-                           "[cluster.ssh] settings (remote hosts); use 127.0.0.1 for local workers")
     reason = unsupported_reason(ctx.mode & Mode.CYTHON)
     if reason:
         raise ModeError(reason)
+    from switchyard.cluster.local import is_local_host, split_address as split_host_port
+    from switchyard.cluster.warm import scheduler_runs_here
+
+    scheduler_host = split_host_port(ctx.scheduler)[0]
+    hosts = list(ctx.workers) + ([] if scheduler_runs_here(scheduler_host) or scheduler_host in ctx.workers
+                                 else [scheduler_host])
+    if any(not is_local_host(h) for h in hosts):
+        # Remote hosts: the driver's env here and the workers' env on each host, over SSH.
+        from switchyard.cluster.remote import install_everywhere
+
+        return install_everywhere(app_env, ctx.settings.cluster, hosts, cython=bool(ctx.mode & Mode.CYTHON),
+                                  force=force, on_line=on_line or _print)
     result = install_local(app_env, cython=bool(ctx.mode & Mode.CYTHON), on_line=on_line or _print,
                            force=force)
     if not result.ok:
@@ -213,9 +209,16 @@ def _choose_plan(ctx: Context, partitions: list, on_line: Line):
 
 def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
               workers: dict[str, int] | None = None, on_line: Line | None = None,
-              max_attempts: int = 3, **args: Any) -> tuple[str, subprocess.Popen]:
-    """Validate, install if needed, plan, record the orchestration and start its driver process."""
-    from switchyard.cluster.env import env_python, worker_environ
+              max_attempts: int = 3, max_inflight: int | None = None,
+              **args: Any) -> tuple[str, subprocess.Popen | None]:
+    """Validate, install if needed, plan, record the orchestration and start its driver process.
+
+    The driver process is returned, or None when every slot is taken: the orchestration
+    then waits as ``pending`` and the queue starts it when a running one ends.
+    ``max_inflight`` caps its batches in flight at once (default: ``$SWITCHYARD_MAX_INFLIGHT``,
+    else no cap).
+    """
+    from switchyard.runs import launcher
     from switchyard.runs.driver import Job
     from switchyard.runs.store import RunStore
     from switchyard.runs.task import BatchSpec
@@ -226,15 +229,11 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
     cython = bool(ctx.mode & Mode.CYTHON)
     cluster = "none"
     if ctx.mode & Mode.DASK:
-        if scheduler_reachable(ctx.scheduler):
-            cluster = "existing"
-            on_line(f"using the running Dask scheduler at {ctx.scheduler}")
-        elif all(is_local(h) for h in ctx.workers):
-            cluster = "local"
-        else:
-            remote = ", ".join(h for h in ctx.workers if not is_local(h))
-            raise ClusterError(f"no scheduler answers at {ctx.scheduler} and hosts {remote} are remote: "
-                               "start the cluster first (switchyard cluster up) or use local workers")
+        # The app's warm cluster, any scheduler at the address, a local cluster, or a cold start over SSH.
+        from switchyard.cluster.warm import choose_cluster
+
+        cluster, ctx.scheduler, ctx.workers = choose_cluster(app_env, ctx.scheduler, ctx.workers, cython,
+                                                             on_line)
     installed = ensure_env(app_env, cython, on_line)
     app = ctx.new_app()
     app.prepare()
@@ -251,12 +250,14 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
     run_dir = app_env.home / "runs" / oid
     run_dir.mkdir(parents=True, exist_ok=True)
     pool_size = ctx.settings.cluster.pool_size if ctx.mode & Mode.POOL else 0
+    if max_inflight is None:
+        max_inflight = int(os.environ.get("SWITCHYARD_MAX_INFLIGHT") or 0)
     job = Job(
         spec=BatchSpec(app=app_env.app, app_dir=str(app_env.app_dir), args=ctx.args_dict,
                        data_dir=str(data_dir(app_env)), pool_size=pool_size),
         partitions=partitions, slot_of=slot_of, slot_names=[s.id for s in plan.slots],
         workers=ctx.workers, scheduler=ctx.scheduler, cluster=cluster, mode=int(ctx.mode),
-        max_attempts=max_attempts, plan_note=plan_note,
+        max_attempts=max_attempts, max_inflight=max(0, int(max_inflight)), plan_note=plan_note,
     )
     job.save(run_dir)
     plan.save(run_dir / "plan.json")
@@ -266,28 +267,28 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
         batches=[{"name": p.name, "weight": p.weight, "items": len(p.items), "planned_worker": slot_of[by_name[p.name]]}
                  for p in partitions],
         options={"apps_dir": str(app_env.apps_path), "pool_size": pool_size, "cluster": cluster,
-                 "max_attempts": max_attempts},
+                 "max_attempts": max_attempts, "max_inflight": job.max_inflight},
         attempts_limit=max_attempts,
     )
-    proc = spawn_driver(app_env, oid, cython)
-    on_line(f"orchestration {oid} started: driver pid {proc.pid}, log {run_dir / 'run.log'}")
+    proc = launcher.pump(store).get(oid)
+    if proc is not None:
+        on_line(f"orchestration {oid} started: driver pid {proc.pid}, log {run_dir / 'run.log'}")
+    else:
+        busy, _ = store.queue_state()
+        on_line(f"orchestration {oid} queued: {busy} orchestrations running (at most "
+                f"{launcher.max_running(store)}): it starts when one ends")
     return oid, proc
 
 
 def spawn_driver(app_env: AppEnv, oid: str, cython: bool) -> subprocess.Popen:
-    """Start the driver process of an orchestration; it outlives the caller."""
-    from switchyard.cluster.env import env_python, worker_environ
+    """Start the driver process of an orchestration; it outlives the caller.
 
-    run_dir = app_env.home / "runs" / oid
-    env = worker_environ(app_env, cython)
-    env["SWITCHYARD_HOME"] = str(app_env.home)
-    env["SWITCHYARD_APPS"] = str(app_env.apps_path)
-    with open(run_dir / "driver.out", "ab") as out:
-        return subprocess.Popen(
-            [str(env_python(app_env)), "-m", "switchyard.runs.driver", oid],
-            env=env, cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    Bypasses the queue (no concurrency limit): resume and retry go through
+    :func:`switchyard.runs.control.resume` / ``retry`` instead.
+    """
+    from switchyard.runs.launcher import popen_driver
+
+    return popen_driver(app_env, oid, cython)
 
 
 def result_of(store, oid: str) -> RunResult:
@@ -299,8 +300,13 @@ def result_of(store, oid: str) -> RunResult:
 
 def follow_run(app_env: AppEnv, oid: str, proc: subprocess.Popen | None, on_line: Line,
                poll: float = 0.1) -> RunResult:
-    """Stream the run log to ``on_line`` until the driver stops; return the result."""
+    """Stream the run log to ``on_line`` until the driver stops; return the result.
+
+    With ``proc`` None (queued, or started by someone else) it relies on the store alone:
+    the sweep declares a vanished driver's orchestration interrupted.
+    """
     from switchyard.logs import follow
+    from switchyard.runs.control import sweep
     from switchyard.runs.state import Status
     from switchyard.runs.store import RunStore
 
@@ -312,8 +318,12 @@ def follow_run(app_env: AppEnv, oid: str, proc: subprocess.Popen | None, on_line
         lines, offset = follow(log, offset)
         for line in lines:
             on_line(line)
+        sweep(store, min_interval=1.0)
         status = Status(store.get(oid).status)
         exited = proc is None or proc.poll() is not None
+        if proc is None and not (status.is_finished or status == Status.PAUSED):
+            time.sleep(poll)
+            continue
         if status.is_finished or status == Status.PAUSED:
             if exited:
                 lines, offset = follow(log, offset)
@@ -411,6 +421,17 @@ class AGI:
                   **args: Any) -> RunResult:
         """Run the app as an orchestration executed by a driver process; waits unless ``detach``."""
         return await asyncio.to_thread(run_sync, app_env, mode, scheduler, workers, detach, on_line, **args)
+
+    @staticmethod
+    async def serve(app_env: AppEnv, action: str = "status", **kwargs: Any) -> dict:
+        """Service mode: ``start``, ``status``, ``health``, ``stop`` or ``submit`` jobs to long-lived loops.
+
+        Returns the ``agi.service.health.v1`` payload (also written to health.json); see
+        :func:`switchyard.service.service.serve_sync` for the keyword arguments.
+        """
+        from switchyard.service.service import serve_sync
+
+        return await asyncio.to_thread(serve_sync, app_env, action, **kwargs)
 
     @staticmethod
     async def benchmark(app_env: AppEnv, modes_enabled: int | str | None = None, scheduler: str | None = None,

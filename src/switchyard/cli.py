@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 # Subcommand groups that live in their own modules: each has
 # register(subparsers, common_parent, cluster_parent) adding parsers whose
 # defaults carry func=<callable(ns) -> int>.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switchyard.commands.cluster",
+                                    "switchyard.commands.metrics", "switchyard.commands.pipeline",
+                                    "switchyard.commands.serve")
 
 
 def _command_modules():

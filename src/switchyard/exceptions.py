@@ -154,3 +154,23 @@ class StoreError(SwitchyardError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"run store {self.path}: {problem}: {fix}")
+
+
+class HostError(ClusterError):
+    """One host could not be used; ``reason`` names why in the operator's words.
+
+    Reasons: ``unreachable``, ``auth failed``, ``host key unknown``, ``python missing``,
+    ``dependency failed``, ``build failed``, ``not ready``.
+    """
+
+    category = "cluster"
+
+    def __init__(self, host: str, reason: str, detail: str, fix: str = ""):
+        self.host = host
+        self.reason = reason
+        self.detail = detail
+        self.fix = fix
+        msg = f"host '{host}': {reason}: {detail}"
+        if fix:
+            msg += f": {fix}"
+        super().__init__(msg)

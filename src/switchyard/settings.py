@@ -24,6 +24,29 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9
 MODE_KEYS = ("pool", "cython", "dask", "rapids")
 HEALTH_DEFAULTS = {"allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25}
 DEFAULT_SCHEDULER = "127.0.0.1:8786"
+SSH_KEYS = ("user", "port", "key_path", "known_hosts")
+HOST_KEYS = ("port", "user", "root", "python")
+_SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass
+class SSHSettings:
+    """``[cluster.ssh]``: how remote hosts are reached (None: the SSH defaults)."""
+
+    user: str | None = None  # None: the local user
+    port: int = 22
+    key_path: str | None = None  # None: ~/.ssh/id_* and the ssh-agent
+    known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+
+
+@dataclass
+class HostSettings:
+    """``[cluster.hosts."<host>"]``: per-host overrides of ``[cluster.ssh]`` and the install folder."""
+
+    port: int | None = None
+    user: str | None = None
+    root: str | None = None  # the install folder on that host
+    python: str | None = None  # the interpreter the worker environment is made from
 
 
 @dataclass
@@ -36,6 +59,8 @@ class ClusterSettings:
     workers: dict[str, int] = field(default_factory=lambda: {"127.0.0.1": 2})
     pool_size: int = 2
     service_health: dict[str, Any] = field(default_factory=lambda: dict(HEALTH_DEFAULTS))
+    ssh: SSHSettings = field(default_factory=SSHSettings)
+    hosts: dict[str, HostSettings] = field(default_factory=dict)
 
     @property
     def mode(self) -> Mode:
@@ -176,7 +201,80 @@ def check_cluster(raw: dict[str, Any], path: Path | None) -> ClusterSettings:
         raise SettingsError(path, "cluster.service_health", "must be a table",
                             "write it as [cluster.service_health]")
     c.service_health = {**HEALTH_DEFAULTS, **health}
+    if "ssh" in raw:
+        c.ssh = check_ssh(raw["ssh"], path)
+    if "hosts" in raw:
+        c.hosts = check_hosts(raw["hosts"], path)
     return c
+
+
+def _table_of(raw: Any, path: Path | None, key: str, known: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SettingsError(path, key, "must be a table", f"write it as [{key}]")
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise SettingsError(path, f"{key}.{unknown[0]}", "unknown key", f"use one of: {', '.join(known)}")
+    return raw
+
+
+def _port_in(value: Any, path: Path | None, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise SettingsError(path, key, f"{value!r} is not a port number", "write a whole number 1..65535, e.g. 22")
+    return value
+
+
+def _user_in(value: Any, path: Path | None, key: str) -> str:
+    if not isinstance(value, str) or not _SSH_USER.match(value):
+        raise SettingsError(path, key, f"{value!r} is not a user name",
+                            'write the login name only, e.g. user = "ops" (no @host, no spaces)')
+    return value
+
+
+def _text_in(value: Any, path: Path | None, key: str, example: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise SettingsError(path, key, f"{value!r} is not a non-empty string", f"write e.g. {example}")
+    return value.strip()
+
+
+def check_ssh(raw: Any, path: Path | None = None) -> SSHSettings:
+    """Validate ``[cluster.ssh]`` (user, port, key_path, known_hosts)."""
+    raw = _table_of(raw, path, "cluster.ssh", SSH_KEYS)
+    ssh = SSHSettings()
+    if "user" in raw:
+        ssh.user = _user_in(raw["user"], path, "cluster.ssh.user")
+    if "port" in raw:
+        ssh.port = _port_in(raw["port"], path, "cluster.ssh.port")
+    if "key_path" in raw:
+        ssh.key_path = _text_in(raw["key_path"], path, "cluster.ssh.key_path", 'key_path = "~/.ssh/id_ed25519"')
+    if "known_hosts" in raw:
+        ssh.known_hosts = _text_in(raw["known_hosts"], path, "cluster.ssh.known_hosts",
+                                   'known_hosts = "~/.ssh/known_hosts"')
+    return ssh
+
+
+def check_hosts(raw: Any, path: Path | None = None) -> dict[str, HostSettings]:
+    """Validate ``[cluster.hosts."<host>"]`` tables (port, user, root, python)."""
+    if not isinstance(raw, dict):
+        raise SettingsError(path, "cluster.hosts", "must be a table", 'write it as [cluster.hosts."<host>"]')
+    out: dict[str, HostSettings] = {}
+    for host, values in raw.items():
+        try:
+            host = check_host(host, "cluster.hosts")
+        except WorkersError as e:
+            raise SettingsError(path, "cluster.hosts", str(e).split(": ", 1)[1]) from None
+        key = f'cluster.hosts."{host}"'
+        values = _table_of(values, path, key, HOST_KEYS)
+        h = HostSettings()
+        if "port" in values:
+            h.port = _port_in(values["port"], path, f"{key}.port")
+        if "user" in values:
+            h.user = _user_in(values["user"], path, f"{key}.user")
+        if "root" in values:
+            h.root = _text_in(values["root"], path, f"{key}.root", 'root = "/opt/switchyard"')
+        if "python" in values:
+            h.python = _text_in(values["python"], path, f"{key}.python", 'python = "/usr/bin/python3.11"')
+        out[host] = h
+    return out
 
 
 def _scheduler_in(raw: dict, path: Path | None) -> str:
@@ -222,7 +320,8 @@ def update_args(path: Path | str, args: dict[str, Any]) -> AppSettings:
 
 
 def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
-    """Change ``[cluster]`` keys (pool, cython, dask, rapids, scheduler, pool_size, workers, service_health).
+    """Change ``[cluster]`` keys (pool, cython, dask, rapids, scheduler, pool_size, workers,
+    service_health, ssh, hosts); ``ssh`` and ``hosts`` replace their whole table.
 
     Validates the new values first; the file is untouched when any is invalid.
     """
@@ -236,6 +335,19 @@ def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
             for host, count in value.items():
                 workers[host] = count
             cluster["workers"] = workers
+        elif key == "ssh":
+            ssh = tomlkit.table()
+            for k, v in value.items():
+                ssh[k] = v
+            cluster["ssh"] = ssh
+        elif key == "hosts":
+            hosts = tomlkit.table(is_super_table=True)
+            for host, values in value.items():
+                table = tomlkit.table()
+                for k, v in values.items():
+                    table[k] = v
+                hosts[host] = table
+            cluster["hosts"] = hosts
         elif key == "service_health":
             health = cluster.get("service_health")
             if health is None:
@@ -245,5 +357,35 @@ def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
                 health[k] = v
         else:
             cluster[key] = value
+    save_settings(settings)
+    return load_settings(path)
+
+
+def update_section(path: Path | str, name: str, values: dict[str, Any]) -> AppSettings:
+    """Write ``values`` into the table ``[name]`` (a dotted name nests: ``analysis.chart``).
+
+    A value of None removes its key; keys not given keep their value; comments and order
+    are kept. ``[args]`` and ``[cluster]`` have their own validating writers and are refused.
+    """
+    parts = str(name).split(".")
+    if not all(p.strip() for p in parts):
+        raise SettingsError(path, name, "is not a table name", "write e.g. analysis or analysis.chart")
+    if parts[0] in ("args", "cluster"):
+        raise SettingsError(path, name, "has its own writer", "use update_args or update_cluster")
+    settings = load_settings(path)
+    table: Any = settings.doc
+    for part in parts:
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+        if not isinstance(table, dict):
+            raise SettingsError(path, name, f"'{part}' is a value, not a table",
+                                f"remove or rename the key '{part}'")
+    for key, value in values.items():
+        if value is None:
+            if key in table:
+                del table[key]
+        else:
+            table[key] = value
     save_settings(settings)
     return load_settings(path)

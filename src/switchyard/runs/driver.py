@@ -1,19 +1,29 @@
 """The driver: the process that executes one orchestration of an app run.
 
-Started as ``python -m switchyard.runs.driver ORCHESTRATION_ID`` (by AGI.run,
-the CLI or the UI) in the app's worker environment. It holds the
-orchestration's lease, heartbeats into the store, submits batches to an
-executor, checkpoints each completed batch (pickle under ``runs/<id>/batches``)
-before recording it, retries failed batches with exponential backoff, and
-finally reduces the checkpoints in partition order into the output.
+Started as ``python -m switchyard.runs.driver ORCHESTRATION_ID`` by the queue
+(:mod:`switchyard.runs.launcher`) in the app's worker environment. It takes the
+orchestration's lease, heartbeats into the store (and reads the status the
+operator asked for: pausing, cancelling), submits batches to an executor,
+checkpoints each completed batch (pickle under ``runs/<id>/batches``, atomic
+rename) before recording it, retries failed batches with exponential backoff,
+dead-letters those that exhaust their attempts, and finally reduces the
+checkpoints in partition order into the output.
+
+Pause: no new batch is submitted, queued ones are cancelled on the workers (they
+go back to pending), executing ones finish and checkpoint, then ``paused``.
+Cancel: everything in flight is cancelled, then ``cancelled``. A driver that
+lost its lease (the sweep declared it dead, another driver took over) stops
+without recording anything.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pickle
-import socket
+import secrets
+import signal
 import sys
 import threading
 import time
@@ -23,15 +33,20 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.app import Partition, app_class_of
+from switchyard.exceptions import InvalidTransition, LeaseHeld
 from switchyard.logs import LineSink
 from switchyard.modes import Mode, mode_string
+from switchyard.runs import launcher
 from switchyard.runs.state import BatchStatus, Status
 from switchyard.runs.store import RunStore
 from switchyard.runs.task import BatchOutcome, BatchSpec
 from switchyard.workspace import atomic_write_bytes
 
-HEARTBEAT_INTERVAL = 1.0
-LEASE_TTL = 10.0
+HEARTBEAT_INTERVAL = 1.0  # lease renewal
+STATUS_POLL = 0.2  # how often the driver reads the status the operator asked for
+LEASE_TTL = 5.0  # a driver silent this long is declared gone by the sweep
+OBSERVE_INTERVAL = 1.0  # how often executing batches are looked up (to show them running)
+PAUSE_DRAIN_TIMEOUT = 600.0
 JOB_FILE = "job.pkl"
 
 
@@ -72,57 +87,119 @@ def checkpoint_path(run_dir: Path, idx: int) -> Path:
     return run_dir / "batches" / f"{idx:06d}.pkl"
 
 
+def write_checkpoint(path: Path, result: Any) -> None:
+    """Write a batch's result atomically (temp file + rename), without fsync.
+
+    A process crash never loses it (the page cache survives); a power loss may, like the
+    store's last commits (WAL, synchronous=NORMAL): a checkpoint that cannot be read back
+    at the end is not fatal, its batch runs again. An fsync per batch would cost
+    milliseconds on a busy disk, more than everything else the driver does per batch.
+    """
+    data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except FileNotFoundError:  # first checkpoint of the run: make the folder, then again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+class DriverLost(Exception):
+    """This driver no longer owns the orchestration: stop without recording anything."""
+
+
 class Driver:
-    def __init__(self, oid: str, store: RunStore | None = None):
+    """Executes one orchestration; :meth:`run` returns the status it ended in."""
+
+    def __init__(self, oid: str, store: RunStore | None = None, owner: str | None = None):
         self.oid = oid
         self.store = store or RunStore()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner or os.environ.get(launcher.OWNER_ENV) or launcher.new_owner()
         orch = self.store.get(oid)
         self.run_dir = Path(orch.run_dir)
         self.log = LineSink(self.run_dir / "run.log")
         self.requested = Status(orch.status)
+        self.lost: str | None = None
+        self.signalled: str | None = None
         self._stop = threading.Event()
+        self._token = secrets.token_hex(2)  # keeps this driver's task keys apart from a dead one's
         self.cluster = None
         self.executor = None
+        self._results: dict[int, Any] | None = None
+        self._total = 0
 
     # heartbeat -------------------------------------------------------------
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_INTERVAL):
+        last = time.monotonic()
+        while not self._stop.wait(STATUS_POLL):
             try:
-                self.requested = Status(self.store.heartbeat(self.oid, self.owner, LEASE_TTL))
-            except Exception as e:  # lost the lease or the store: stop submitting
-                self.log.write(f"driver: heartbeat failed: {e}")
-                self.requested = Status.CANCELLING
+                if time.monotonic() - last >= HEARTBEAT_INTERVAL:
+                    self.requested = self.store.heartbeat(self.oid, self.owner, LEASE_TTL)
+                    last = time.monotonic()
+                else:
+                    self.requested = self.store.status(self.oid)
+            except LeaseHeld as e:
+                self.lost = str(e)
+            except Exception as e:  # the store is busy or gone: the lease expires if it lasts
+                self.log.write(f"driver: heartbeat failed: {type(e).__name__}: {e}")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signalled = signal.Signals(signum).name
 
     # main ------------------------------------------------------------------
     def run(self) -> Status:
-        self.store.acquire_lease(self.oid, self.owner, LEASE_TTL, pid=os.getpid())
+        try:
+            self.store.acquire_lease(self.oid, self.owner, LEASE_TTL, pid=os.getpid())
+        except LeaseHeld as e:
+            self.log.write(f"driver: not started: {e}")
+            self.log.close()
+            return self.store.status(self.oid)
         beat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         try:
-            self.store.command(self.oid, "start")
+            try:
+                self.store.command(self.oid, "start", owner=self.owner)
+            except InvalidTransition as e:  # cancelled while queued, or started by someone else
+                self.log.write(f"driver: not started: {e}")
+                return self.store.status(self.oid)
             self.requested = Status.RUNNING
-            beat.start()
+            beat.start()  # only now: a status read before `start` would say pending
             return self._execute()
+        except (DriverLost, LeaseHeld) as e:  # another driver owns it now: leave it alone
+            self.log.write(f"driver: stopping without recording anything: {e}")
+            return self.store.status(self.oid)
         except Exception as e:
             self.log.write(f"driver: {type(e).__name__}: {e}")
             for line in traceback.format_exc().splitlines():
                 self.log.write(f"driver: {line}")
             self._finish("fail", error=str(e))
-            return Status.FAILED
+            return self.store.status(self.oid)
         finally:
             self._stop.set()
-            for closer in (self.executor, self.cluster):
-                if closer is not None:
-                    try:
-                        closer.close()
-                    except Exception as e:
-                        self.log.write(f"driver: closing {type(closer).__name__}: {e}")
+            self._close()
             self.store.release_lease(self.oid, self.owner)
+            try:
+                launcher.pump(self.store)  # this slot is free now: start the next queued run
+            except Exception as e:
+                self.log.write(f"driver: could not start the queued orchestrations: {e}")
             self.log.close()
+
+    def _close(self) -> None:
+        for closer in (self.executor, self.cluster):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception as e:
+                    self.log.write(f"driver: closing {type(closer).__name__}: {e}")
+        if self.cluster is not None:
+            launcher.forget_cluster(self.run_dir)
 
     def _finish(self, command: str, error: str | None = None) -> None:
         try:
-            self.store.command(self.oid, command, error=error)
+            self.store.command(self.oid, command, error=error, owner=self.owner)
         except Exception as e:
             self.log.write(f"driver: could not record '{command}': {e}")
 
@@ -139,92 +216,199 @@ class Driver:
             self.log.write(f"driver: starting a local Dask cluster: {sum(job.workers.values())} workers")
             self.cluster = LocalCluster(python=Path(sys.executable), workers=job.workers,
                                         scheduler_address=job.scheduler, env=dict(os.environ),
-                                        on_line=self.log.write)
+                                        on_line=self._cluster_line)
             address = self.cluster.start()
+            launcher.record_cluster(self.run_dir, self.cluster.pids, address)
         self.log.write(f"driver: connecting to the Dask scheduler at {address}")
         self.executor = DaskExecutor(address, self.log.write, job.slot_names)
+
+    def _cluster_line(self, line: str) -> None:
+        # Every look at what the workers execute is logged by each worker: not the operator's news.
+        if "Run out-of-band function '_executing_keys'" not in line:
+            self.log.write(line)
+
+    def _check(self) -> Status:
+        """The status to act on; raises DriverLost when this driver must stop silently."""
+        if self.lost:
+            raise DriverLost(self.lost)
+        status = self.requested
+        if status not in (Status.RUNNING, Status.PAUSING, Status.CANCELLING):
+            raise DriverLost(f"the orchestration is {status.value} (declared gone by the sweep?)")
+        return status
+
+    def _adopt_checkpoints(self, job: Job, todo: dict[int, float]) -> None:
+        """A batch checkpointed by a driver that died before recording it counts as done."""
+        found = [i for i in sorted(todo) if checkpoint_path(self.run_dir, i).is_file()]
+        if not found:
+            return
+        self.store.record_results(self.oid, owner=self.owner, results=[
+            {"idx": i, "status": BatchStatus.COMPLETED.value,
+             "output_path": str(checkpoint_path(self.run_dir, i)), "error": None} for i in found])
+        for i in found:
+            todo.pop(i)
+        self.log.write(f"driver: {len(found)} batches were checkpointed but not recorded: "
+                       "recorded as completed, not re-executed")
 
     def _execute(self) -> Status:
         job = Job.load(self.run_dir)
         t0 = time.time()
+        killed = launcher.reap_cluster(self.run_dir)
+        if killed:
+            self.log.write(f"driver: stopped the cluster of a previous driver (pids {killed})")
         self.log.write(f"driver: orchestration {self.oid}: app '{job.spec.app}', mode {job.mode} "
                        f"({mode_string(job.mode)}), {len(job.partitions)} batches, pid {os.getpid()}")
         if job.plan_note:
             self.log.write(f"driver: {job.plan_note}")
         self._start_executor(job)
         setup_seconds = time.time() - t0
-        total = len(job.partitions)
+        total = self._total = len(job.partitions)
         batches = {b.idx: b for b in self.store.batches(self.oid)}
         attempts = {i: b.attempts for i, b in batches.items()}
-        todo = {i: 0.0 for i, b in batches.items() if b.status != BatchStatus.COMPLETED}
-        done_count = total - len(todo)
-        if done_count:
-            self.log.write(f"driver: {done_count} batches already completed: not re-executed")
+        finished = (BatchStatus.COMPLETED, BatchStatus.SKIPPED)
+        todo = {i: 0.0 for i, b in batches.items() if b.status not in finished}
+        self._adopt_checkpoints(job, todo)
+        if total - len(todo):
+            self.log.write(f"driver: {total - len(todo)} batches already completed: not re-executed")
         inflight: dict[Any, int] = {}
-        submitted_at: dict[int, float] = {}
-        dead: list[str] = []
+        shown_running: set[int] = set()
+        dead: dict[int, str] = {}
         cap = job.max_inflight or total or 1
+        holding = False  # pausing: queued batches were cancelled, executing ones finish
+        observed = time.monotonic()
         t_exec = time.time()
         while True:
-            status = self.requested
-            if status == Status.CANCELLING:
-                self.executor.cancel(list(inflight))
-                self.store.record_results(self.oid, owner=self.owner, results=[
-                    {"idx": i, "status": BatchStatus.CANCELLED.value, "worker": None,
-                     "started_at": submitted_at.get(i), "ended_at": time.time(), "error": "cancelled",
-                     "output_path": None, "next_attempt_at": None} for i in inflight.values()])
-                self.log.write("driver: cancelled: in-flight batches cancelled, no further batch starts")
-                self._finish("cancelled")
-                return Status.CANCELLED
+            if self.signalled:
+                return self._interrupt_by_signal(inflight)
+            status = self._check()
+            if status is Status.CANCELLING:
+                return self._cancel(inflight)
             now = time.time()
-            if status == Status.RUNNING:
+            if status is Status.PAUSING:
+                if not holding:
+                    holding = True
+                    self._hold(inflight, todo)
+                if not inflight and todo:  # (with nothing left to do, it completes instead)
+                    self._wait_workers_idle()
+                    self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
+                    self._finish("paused")
+                    return Status.PAUSED
+            else:
                 busy = set(inflight.values())
                 due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy]
                 room = cap - len(inflight)
-                if due and room > 0:
-                    due = due[:room]
-                    started = {}
-                    for i in due:
-                        attempt = attempts[i] + 1
-                        fut = self.executor.submit(job.spec, i, job.partitions[i], job.slot_of[i],
-                                                   key=f"{self.oid}-{i}-{attempt}")
-                        inflight[fut] = i
-                        submitted_at[i] = now
-                        started[i] = job.slot_of[i]
-                    self.store.batches_started(self.oid, list(started), started, owner=self.owner, now=now)
-            elif status == Status.PAUSING and not inflight:
-                self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
-                self._finish("paused")
-                return Status.PAUSED
+                for i in due[:max(0, room)]:
+                    key = f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}"
+                    fut = self.executor.submit(job.spec, i, job.partitions[i], job.slot_of[i], key=key)
+                    inflight[fut] = i
             if not inflight and not todo:
+                if self._requeued(attempts, todo, dead) or (not dead and self._lost_outputs(todo)):
+                    continue
                 break
             if not inflight:
-                time.sleep(min(0.2, max(0.01, min(todo.values()) - time.time())))
+                time.sleep(min(STATUS_POLL, max(0.01, min(todo.values()) - time.time())))
                 continue
-            finished = self.executor.wait(list(inflight), timeout=0.2)
-            if not finished:
+            done = self.executor.wait(inflight, timeout=STATUS_POLL)
+            if time.monotonic() - observed >= OBSERVE_INTERVAL:
+                observed = time.monotonic()
+                self._show_running(inflight, shown_running, done)
+            if not done:
                 continue
             records = []
-            for fut in finished:
+            for fut in done:
                 i = inflight.pop(fut)
+                shown_running.discard(i)
                 records.append(self._settle(job, i, fut, attempts, todo, dead))
             self.store.record_results(self.oid, records, owner=self.owner)
         exec_seconds = time.time() - t_exec
         if dead:
-            msg = f"{len(dead)} of {total} batches failed after {job.max_attempts} attempts: {dead[0]}"
+            first = dead[min(dead)]
+            msg = f"{len(dead)} of {total} batches failed after {job.max_attempts} attempts: {first}"
             self.log.write(f"driver: {msg}")
             self._finish("fail", error=msg)
             return Status.FAILED
+        self._check()
         output = self._reduce(job)
         seconds = time.time() - t0
         self.store.set_output(self.oid, str(output), seconds)
+        self._write_lineage(job, output)
         self.log.write(f"driver: completed {total} batches in {seconds:.2f} s "
                        f"(setup {setup_seconds:.2f} s, execution {exec_seconds:.2f} s); output {output}")
         self._write_timing(setup_seconds, exec_seconds, seconds)
         self._finish("complete")
         return Status.COMPLETED
 
-    def _settle(self, job: Job, i: int, fut: Any, attempts: dict, todo: dict, dead: list) -> dict:
+    def _write_lineage(self, job: Job, output: Path) -> None:
+        """Where the output came from, in a sidecar; never fails the run."""
+        try:
+            from switchyard.analysis.lineage import inputs_from_items, write_run_lineage
+
+            write_run_lineage(output, self.store.get(self.oid),
+                              inputs=inputs_from_items(job.spec.data_dir, job.partitions))
+        except Exception as e:
+            self.log.write(f"driver: lineage not written: {type(e).__name__}: {e}")
+
+    def _show_running(self, inflight: dict, shown: set[int], done: list) -> None:
+        """Mark the batches that really execute as running (queued ones stay pending)."""
+        finished = set(done)
+        started = {inflight[f]: w for f, w in self.executor.running(list(inflight)).items()
+                   if f not in finished and inflight[f] not in shown}
+        if started:
+            self.store.batches_started(self.oid, list(started), started, owner=self.owner)
+            shown.update(started)
+
+    def _hold(self, inflight: dict, todo: dict) -> None:
+        """Pausing: cancel the batches that have not started; the executing ones finish."""
+        executing = self.executor.running(list(inflight))
+        queued = [f for f in inflight if f not in executing]
+        kept = set(self.executor.cancel(queued))  # those that started meanwhile
+        for f in queued:
+            if f not in kept:
+                todo[inflight.pop(f)] = 0.0
+        self.log.write(f"driver: pausing: {len(inflight)} executing batches finish first; "
+                       f"{len(queued) - len(kept)} queued batches stay pending")
+
+    def _wait_workers_idle(self) -> None:
+        """Wait until no worker still runs a cancelled batch of this orchestration (its thread
+        goes on until it returns), so ``paused`` means nothing of it executes."""
+        deadline = time.monotonic() + PAUSE_DRAIN_TIMEOUT
+        prefix = f"{self.oid}-"
+        while any(k.startswith(prefix) for k in self.executor.busy_keys()):
+            if time.monotonic() > deadline or self.lost:
+                self.log.write("driver: a cancelled batch still executes on a worker; pausing anyway")
+                return
+            time.sleep(0.1)
+
+    def _cancel(self, inflight: dict) -> Status:
+        self.executor.cancel(list(inflight))
+        now = time.time()
+        if inflight:
+            self.store.record_results(self.oid, owner=self.owner, results=[
+                {"idx": i, "status": BatchStatus.CANCELLED.value, "ended_at": now, "error": "cancelled"}
+                for i in inflight.values()])
+        self.log.write(f"driver: cancelled: {len(inflight)} in-flight batches cancelled, "
+                       "no further batch starts")
+        self._finish("cancelled")
+        return Status.CANCELLED
+
+    def _interrupt_by_signal(self, inflight: dict) -> Status:
+        self.executor.cancel(list(inflight))
+        msg = f"driver stopped by {self.signalled}: resume it to continue"
+        self.log.write(f"driver: {msg}")
+        self._finish("interrupt", error=msg)
+        return Status.INTERRUPTED
+
+    def _requeued(self, attempts: dict, todo: dict, dead: dict) -> bool:
+        """Pick up batches put back to pending while this driver ran (dead letters reprocessed)."""
+        again = self.store.pending_batches(self.oid)  # at the end, nothing else is pending
+        for b in again:
+            dead.pop(b.idx, None)
+            attempts[b.idx] = b.attempts
+            todo[b.idx] = 0.0
+        if again:
+            self.log.write(f"driver: {len(again)} batches were requeued meanwhile: running them")
+        return bool(again)
+
+    def _settle(self, job: Job, i: int, fut: Any, attempts: dict, todo: dict, dead: dict) -> dict:
         name = job.partitions[i].name
         try:
             out: BatchOutcome = self.executor.outcome(fut)
@@ -238,7 +422,7 @@ class Driver:
                "error": out.error, "output_path": None, "next_attempt_at": None}
         if out.error is None:
             path = checkpoint_path(self.run_dir, i)
-            atomic_write_bytes(path, pickle.dumps(out.result, protocol=pickle.HIGHEST_PROTOCOL))
+            write_checkpoint(path, out.result)
             todo.pop(i, None)
             rec.update(status=BatchStatus.COMPLETED.value, output_path=str(path))
             self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} completed on {out.worker} "
@@ -254,17 +438,39 @@ class Driver:
                            f"(attempt {attempts[i]}/{job.max_attempts}): {out.error}; retry in {delay:.1f} s")
         else:
             todo.pop(i, None)
-            dead.append(f"{name}: {out.error}")
+            dead[i] = f"{name}: {out.error}"
             rec.update(status=BatchStatus.DEAD.value)
             self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} failed for good after "
                            f"{attempts[i]} attempts: {out.error}")
         return rec
 
+    def _load_results(self, total: int) -> tuple[dict[int, Any], list[int]]:
+        results, bad = {}, []
+        for i in range(total):
+            try:
+                with open(checkpoint_path(self.run_dir, i), "rb") as f:
+                    results[i] = pickle.load(f)
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+                bad.append(i)
+        return results, bad
+
+    def _lost_outputs(self, todo: dict) -> bool:
+        """Before reducing: batches whose checkpoint cannot be read back run again."""
+        self._results, bad = self._load_results(self._total)
+        if not bad:
+            return False
+        reopened = self.store.reopen_batches(self.oid, bad, "checkpoint missing or unreadable",
+                                             owner=self.owner)
+        for i in reopened:
+            todo[i] = 0.0
+        self.log.write(f"driver: {len(reopened)} completed batches lost their checkpoint: running "
+                       f"them again ({', '.join(map(str, reopened[:10]))})")
+        return bool(reopened)
+
     def _reduce(self, job: Job) -> Path:
-        results = []
-        for i in range(len(job.partitions)):
-            with open(checkpoint_path(self.run_dir, i), "rb") as f:
-                results.append(pickle.load(f))
+        if self._results is None or len(self._results) != len(job.partitions):
+            self._results, _ = self._load_results(len(job.partitions))
+        results = [self._results[i] for i in range(len(job.partitions))]
         spec = job.spec
         if spec.app_dir not in sys.path:
             sys.path.insert(0, spec.app_dir)
@@ -276,19 +482,26 @@ class Driver:
         return Path(app.reduce(results, out_dir))
 
     def _write_timing(self, setup: float, execution: float, total: float) -> None:
-        import json
-
         atomic_write_bytes(self.run_dir / "timing.json", json.dumps(
             {"setup_seconds": setup, "execution_seconds": execution, "seconds": total}).encode())
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_process(factory, module: str, argv: list[str] | None = None) -> int:
+    """The body of a driver process: ``python -m <module> ORCHESTRATION_ID``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m switchyard.runs.driver ORCHESTRATION_ID", file=sys.stderr)
+        print(f"usage: python -m {module} ORCHESTRATION_ID", file=sys.stderr)
         return 2
-    status = Driver(argv[0]).run()
+    driver = factory(argv[0])
+    # A stopping machine sends SIGTERM: record `interrupted` and close the cluster on the way out.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, driver._on_signal)
+    status = driver.run()
     return 0 if status in (Status.COMPLETED, Status.PAUSED, Status.CANCELLED) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_process(Driver, "switchyard.runs.driver", argv)
 
 
 if __name__ == "__main__":

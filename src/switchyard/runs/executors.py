@@ -1,15 +1,50 @@
 """Where batches execute: in the driver process, or on a Dask cluster.
 
-Both executors offer the same three calls (``submit``, ``wait``, ``cancel``) so
-the driver loop does not care which one it drives.
+Both executors offer the same calls (``submit``, ``wait``, ``outcome``,
+``running``, ``cancel``, ``busy_keys``, ``close``) so the driver loop does not care
+which one it drives. ``running`` tells which submitted batches have really started
+(a Dask worker holds many queued tasks but executes one per thread): the driver
+shows only those as running, and on pause cancels the others.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-from typing import Any, Callable, Iterable
+import queue
+from typing import Any, Callable, Container, Iterable
 
 from switchyard.runs.task import BatchOutcome, BatchSpec, Partition, run_batch
+
+# How long the driver waits for the workers to say what they execute before
+# assuming nothing (a dying worker must not stall a pause).
+RUNNING_QUERY_TIMEOUT = 3.0
+
+
+class Completions:
+    """Futures in the order they finish, fed by their done-callbacks.
+
+    Waiting costs nothing per future still in flight (``distributed.wait`` would watch
+    every one of them again on each call: quadratic with thousands of tiny batches).
+    """
+
+    def __init__(self) -> None:
+        self._done: queue.Queue = queue.Queue()
+
+    def watch(self, future: Any) -> Any:
+        future.add_done_callback(self._done.put)
+        return future
+
+    def wait(self, futures: Container, timeout: float) -> list[Any]:
+        """Futures of ``futures`` that finished, waiting up to ``timeout`` s for the first one.
+        Finished futures not in ``futures`` (cancelled, forgotten) are dropped."""
+        got = []
+        try:
+            got.append(self._done.get(timeout=timeout))
+            while True:
+                got.append(self._done.get_nowait())
+        except queue.Empty:
+            pass
+        return [f for f in got if f in futures]
 
 
 class LocalExecutor:
@@ -18,26 +53,52 @@ class LocalExecutor:
     def __init__(self) -> None:
         self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self.slots: list[str] = ["driver"]
+        self._keys: dict[Any, str] = {}
+        self._completions = Completions()
 
     def submit(self, spec: BatchSpec, idx: int, partition: Partition, slot: str | None, key: str) -> Any:
-        return self._pool.submit(run_batch, spec, idx, partition)
+        fut = self._pool.submit(run_batch, spec, idx, partition)
+        self._keys[fut] = key
+        fut.add_done_callback(lambda f: self._keys.pop(f, None))
+        return self._completions.watch(fut)
 
-    def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
-        done, _ = cf.wait(list(futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        return list(done)
+    def wait(self, futures: Container, timeout: float) -> list[Any]:
+        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
+        return self._completions.wait(futures, timeout)
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()
 
-    def cancel(self, futures: Iterable[Any]) -> None:
-        for f in futures:
-            f.cancel()
+    def running(self, futures: Iterable[Any]) -> dict[Any, str]:
+        return {f: "driver" for f in futures if f.running()}
+
+    def busy_keys(self) -> set[str]:
+        return {key for f, key in list(self._keys.items()) if f.running()}
+
+    def cancel(self, futures: Iterable[Any]) -> list[Any]:
+        """Cancel the futures; return those that could not be (already executing)."""
+        return [f for f in futures if not f.cancel() and not f.done()]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         from switchyard.runs import task
 
         task.shutdown()
+
+
+def _executing_keys(dask_worker) -> list[str]:
+    """Run on each worker: keys of the tasks its threads are executing right now.
+
+    A cancelled task whose thread still runs counts too: it occupies the worker until
+    it returns, even though its result will be dropped.
+    """
+    keys = []
+    for ts in list(dask_worker.state.tasks.values()):
+        if ts.state in ("executing", "long-running") or (
+            ts.state in ("cancelled", "resumed") and ts.previous in ("executing", "long-running")
+        ):
+            keys.append(str(ts.key))
+    return keys
 
 
 class DaskExecutor:
@@ -50,6 +111,7 @@ class DaskExecutor:
         self.on_line = on_line
         info = self.client.scheduler_info()["workers"]
         by_name = {str(w.get("name")): addr for addr, w in info.items()}
+        self.names = {addr: name for name, addr in by_name.items()}
         addrs = sorted(info)
         self.slot_to_address: dict[str, str] = {}
         for i, slot in enumerate(slot_names):
@@ -58,34 +120,66 @@ class DaskExecutor:
             elif addrs:  # an existing cluster with other worker names: spread the slots over it
                 self.slot_to_address[slot] = addrs[i % len(addrs)]
         self.slots = list(by_name) or addrs
+        self._completions = Completions()
 
     def submit(self, spec: BatchSpec, idx: int, partition: Partition, slot: str | None, key: str) -> Any:
         address = self.slot_to_address.get(slot or "")
-        return self.client.submit(
+        # allow_other_workers: the planned worker is a preference; if it dies (or restarts
+        # under a new address) its batches run elsewhere.
+        return self._completions.watch(self.client.submit(
             run_batch, spec, idx, partition, key=key, pure=False,
             workers=[address] if address else None, allow_other_workers=True,
-        )
+        ))
 
-    def wait(self, futures: Iterable[Any], timeout: float) -> list[Any]:
-        from distributed import wait
-        from distributed.utils import TimeoutError as DaskTimeout
-
-        futures = list(futures)
-        if not futures:
-            return []
-        try:
-            done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
-        except (DaskTimeout, TimeoutError):
-            return [f for f in futures if f.done()]
-        return list(done)
+    def wait(self, futures: Container, timeout: float) -> list[Any]:
+        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
+        return self._completions.wait(futures, timeout)
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()
 
-    def cancel(self, futures: Iterable[Any]) -> None:
+    def _executing(self) -> dict[str, str]:
+        """Key -> worker name of every task executing on the cluster ({} if the workers do
+        not answer in time)."""
+        try:
+            got = self.client.sync(self.client._run, _executing_keys, on_error="return",
+                                   callback_timeout=RUNNING_QUERY_TIMEOUT)
+        except Exception as e:  # a worker died mid-call, the scheduler is gone, timeout
+            self.on_line(f"driver: could not ask the workers what they execute: {type(e).__name__}: {e}")
+            return {}
+        out = {}
+        for addr, keys in (got or {}).items():
+            if isinstance(keys, BaseException):
+                continue
+            for key in keys:
+                out[key] = self.names.get(addr) or self._name_of(addr)
+        return out
+
+    def _name_of(self, addr: str) -> str:
+        # A restarted worker comes back under a new address with its old name.
+        try:
+            info = self.client.scheduler_info()["workers"]
+            self.names.update({a: str(w.get("name")) for a, w in info.items()})
+        except Exception:
+            pass
+        return self.names.get(addr, addr)
+
+    def running(self, futures: Iterable[Any]) -> dict[Any, str]:
+        by_key = {f.key: f for f in futures}
+        if not by_key:
+            return {}
+        return {by_key[k]: w for k, w in self._executing().items() if k in by_key}
+
+    def busy_keys(self) -> set[str]:
+        return set(self._executing())
+
+    def cancel(self, futures: Iterable[Any]) -> list[Any]:
+        """Cancel the futures on the cluster (queued ones never start); return []: a task
+        already executing finishes in its thread but its result is dropped."""
         futures = list(futures)
         if futures:
             self.client.cancel(futures, force=True)
+        return []
 
     def close(self) -> None:
         self.client.close(timeout=10)

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from switchyard import workspace
 from switchyard.exceptions import LeaseHeld, NotFound, StoreError
+from switchyard.runs.leases import Leases, _marks, _now
 from switchyard.runs.state import Batch, BatchStatus, Orchestration, Status, next_status
 
 SCHEMA_VERSION = 1
@@ -86,7 +87,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, id);
 """
 
-_ACTIVE = tuple(s.value for s in Status if s.is_active)
 # Batches whose attempt counts when its result is recorded.
 _COUNTED = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.DEAD)
 
@@ -97,24 +97,14 @@ def new_orchestration_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else float(now)
-
-
 def _json(value: dict | None) -> str:
     return json.dumps(value or {}, default=str)  # e.g. a Path in args is stored as its text
 
 
-def _marks(values: Iterable[Any]) -> str:
-    return ",".join("?" for _ in values)
-
-
-def _clock(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-class RunStore:
+class RunStore(Leases):
     """Orchestrations, batches and events in one SQLite file, safe across threads and processes.
+
+    Leases, heartbeats, the sweep and the queue are in :class:`switchyard.runs.leases.Leases`.
 
     Args:
         path: the database file; default ``<workspace home>/switchyard.db``.
@@ -227,6 +217,20 @@ class RunStore:
     def schema_version(self) -> int:
         row = self._read("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(row[0][0])
+
+    def setting(self, key: str) -> str | None:
+        """A workspace-wide setting kept in the store (e.g. ``max_running``), or None."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (f"setting.{key}",))
+        return rows[0][0] if rows else None
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set (or with None, remove) a workspace-wide setting; every process sees it."""
+        with self.transaction() as c:
+            if value is None:
+                c.execute("DELETE FROM meta WHERE key = ?", (f"setting.{key}",))
+            else:
+                c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                          "DO UPDATE SET value = excluded.value", (f"setting.{key}", str(value)))
 
     def close(self) -> None:
         with self._lock:
@@ -345,6 +349,13 @@ class RunStore:
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         return [Orchestration.from_row(r) for r in self._read(sql, [*params, int(limit)])]
 
+    def status(self, oid: str) -> Status:
+        """The current status of ``oid`` (one cheap read); raises NotFound for an unknown id."""
+        rows = self._read("SELECT status FROM orchestrations WHERE id = ?", (oid,))
+        if not rows:
+            raise self._not_found(oid)
+        return Status(rows[0][0])
+
     def batches(self, oid: str, status: BatchStatus | str | None = None) -> builtins.list[Batch]:
         """The batches of ``oid`` in index order, optionally only those with ``status``."""
         self._require(oid)
@@ -397,7 +408,13 @@ class RunStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def command(
-        self, oid: str, command: str, *, error: str | None = None, now: float | None = None
+        self,
+        oid: str,
+        command: str,
+        *,
+        error: str | None = None,
+        owner: str | None = None,
+        now: float | None = None,
     ) -> Orchestration:
         """Apply an operator command or a driver event through the transition table.
 
@@ -405,17 +422,27 @@ class RunStore:
         moves the batches along: ``resume``/``retry`` put every batch that is not completed or
         skipped back to pending (dead ones with a fresh attempt budget, failed ones keep
         their attempts); ``paused``/``interrupt`` put running batches back to pending;
-        reaching ``cancelled`` cancels pending, running and failed batches.
+        reaching ``cancelled`` cancels pending, running and failed batches. Reaching
+        ``pending`` (resume, retry) also frees the lease, so the queue can hand the
+        orchestration to a new driver.
+
+        With ``owner`` (a driver reporting an event), refuses unless that driver holds the
+        lease: a driver that lost its orchestration to another one must not end it.
 
         Raises:
             NotFound: unknown id.
             InvalidTransition: the command is not allowed from the current status.
+            LeaseHeld: ``owner`` was given and does not hold the lease.
         """
         now = _now(now)
         with self.transaction() as c:
-            row = c.execute("SELECT status FROM orchestrations WHERE id = ?", (oid,)).fetchone()
+            row = c.execute(
+                "SELECT status, lease_owner FROM orchestrations WHERE id = ?", (oid,)
+            ).fetchone()
             if row is None:
                 raise self._not_found(oid)
+            if owner is not None and row[1] != owner:
+                raise LeaseHeld(oid, row[1] or "nobody (the lease was released)")
             current = Status(row[0])
             self._apply(c, oid, current, next_status(current, command, oid), command, error, now)
         return self.get(oid)
@@ -427,7 +454,8 @@ class RunStore:
             sets.append("started_at = COALESCE(started_at, ?), ended_at = NULL")
             params.append(now)
         elif target is Status.PENDING:
-            sets.append("ended_at = NULL, error = NULL")
+            # Back in the queue: whichever driver had it is done with it.
+            sets.append("ended_at = NULL, error = NULL, lease_owner = NULL, lease_expires = NULL")
         elif target.is_finished:
             sets.append("ended_at = ?")
             params.append(now)
@@ -542,6 +570,36 @@ class RunStore:
                 )
         return newly_completed
 
+    def reopen_batches(
+        self,
+        oid: str,
+        idxs: Iterable[int],
+        reason: str,
+        *,
+        owner: str | None = None,
+        now: float | None = None,
+    ) -> builtins.list[int]:
+        """Put completed batches whose output was lost back to pending; return their indices.
+
+        The one exception to "a completed batch never changes": its checkpoint is missing or
+        unreadable (deleted by hand, or lost with the machine), so it has to run again.
+        """
+        now = _now(now)
+        wanted = sorted({int(i) for i in idxs})
+        with self.transaction() as c:
+            self._require(oid, c, owner)
+            reopened = [i for i in wanted if c.execute(
+                "UPDATE batches SET status = 'pending', output_path = NULL, next_attempt_at = NULL "
+                "WHERE orchestration_id = ? AND idx = ? AND status = 'completed' RETURNING idx",
+                (oid, i)).fetchone()]
+            if reopened:
+                c.execute("UPDATE orchestrations SET completed_batches = completed_batches - ? "
+                          "WHERE id = ?", (len(reopened), oid))
+                shown = ", ".join(map(str, reopened[:20])) + (" ..." if len(reopened) > 20 else "")
+                self._event(c, oid, "reopen", f"{len(reopened)} completed batches back to pending "
+                            f"({reason}): {shown}", now)
+        return reopened
+
     def requeue_dead(
         self, oid: str, idxs: Iterable[int] | None = None, now: float | None = None
     ) -> builtins.list[int]:
@@ -576,141 +634,6 @@ class RunStore:
             )
             if cur.rowcount == 0:
                 raise self._not_found(oid)
-
-    # -- leases, heartbeats, sweep, queue ----------------------------------------------------
-
-    def acquire_lease(
-        self, oid: str, owner: str, ttl: float, pid: int | None = None, now: float | None = None
-    ) -> None:
-        """Take the lease that lets ``owner`` drive ``oid`` for ``ttl`` seconds.
-
-        Succeeds when the lease is free, expired, or already held by ``owner``.
-
-        Raises:
-            LeaseHeld: another owner holds a live lease.
-        """
-        now = _now(now)
-        if ttl <= 0:
-            raise ValueError(f"lease ttl must be positive, got {ttl}")
-        with self.transaction() as c:
-            row = c.execute(
-                "SELECT lease_owner, lease_expires FROM orchestrations WHERE id = ?", (oid,)
-            ).fetchone()
-            if row is None:
-                raise self._not_found(oid)
-            holder, expires = row
-            if holder is not None and holder != owner and expires is not None and expires > now:
-                raise LeaseHeld(oid, holder)
-            c.execute(
-                "UPDATE orchestrations SET lease_owner = ?, lease_expires = ?, heartbeat_at = ?, "
-                "driver_pid = COALESCE(?, driver_pid) WHERE id = ?",
-                (owner, now + ttl, now, pid, oid),
-            )
-            if holder != owner:
-                taken = f" from {holder} (expired)" if holder else ""
-                self._event(c, oid, "lease", f"taken by {owner}{taken}"
-                            + (f" pid {pid}" if pid is not None else ""), now)
-
-    def heartbeat(self, oid: str, owner: str, ttl: float, now: float | None = None) -> Status:
-        """Renew ``owner``'s lease and return the current status (so the driver sees pause/cancel).
-
-        Raises:
-            LeaseHeld: ``owner`` no longer holds the lease (another driver took it over).
-        """
-        now = _now(now)
-        with self.transaction() as c:
-            row = c.execute(
-                "UPDATE orchestrations SET heartbeat_at = ?, lease_expires = ? "
-                "WHERE id = ? AND lease_owner = ? RETURNING status",
-                (now, now + ttl, oid, owner),
-            ).fetchone()
-            if row is None:
-                held = c.execute(
-                    "SELECT lease_owner FROM orchestrations WHERE id = ?", (oid,)
-                ).fetchone()
-                if held is None:
-                    raise self._not_found(oid)
-                raise LeaseHeld(oid, held[0] or "nobody (the lease was released)")
-            return Status(row[0])
-
-    def release_lease(self, oid: str, owner: str, now: float | None = None) -> bool:
-        """Give the lease up if ``owner`` holds it; return whether it did."""
-        now = _now(now)
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE orchestrations SET lease_owner = NULL, lease_expires = NULL "
-                "WHERE id = ? AND lease_owner = ?",
-                (oid, owner),
-            )
-            if cur.rowcount:
-                self._event(c, oid, "lease", f"released by {owner}", now)
-            return bool(cur.rowcount)
-
-    def sweep(self, now: float | None = None, orphan_grace: float = 60.0) -> builtins.list[str]:
-        """Mark active orchestrations whose driver stopped heartbeating; return their ids.
-
-        An active orchestration's driver is gone when its lease expired, or when it has no
-        lease at all and nothing was heard from it for ``orphan_grace`` seconds. Running and
-        pausing ones become ``interrupted`` (resumable); cancelling ones become ``cancelled``.
-        """
-        now = _now(now)
-        swept = []
-        with self.transaction() as c:
-            rows = c.execute(
-                f"SELECT id, status, lease_owner, lease_expires, driver_pid FROM orchestrations "
-                f"WHERE status IN ({_marks(_ACTIVE)}) AND ("
-                "(lease_expires IS NOT NULL AND lease_expires <= ?) OR (lease_expires IS NULL AND "
-                "COALESCE(heartbeat_at, started_at, created_at) <= ?))",
-                (*_ACTIVE, now, now - orphan_grace),
-            ).fetchall()
-            for oid, status, owner, expires, pid in rows:
-                current = Status(status)
-                target = next_status(current, "interrupt", oid)
-                who = f"driver {owner or '(no lease)'}" + (f" pid {pid}" if pid else "")
-                when = (f"its lease expired at {_clock(expires)}" if expires
-                        else "it never took a lease")
-                note = f"{who} stopped heartbeating ({when})"
-                error = f"{note}: resume it to continue" if target is Status.INTERRUPTED else None
-                self._apply(c, oid, current, target, "interrupt", error, now, note=note)
-                swept.append(oid)
-        return swept
-
-    def claim_pending(
-        self,
-        limit_running: int,
-        *,
-        owner: str = "queue",
-        ttl: float = 60.0,
-        now: float | None = None,
-    ) -> builtins.list[str]:
-        """Claim the oldest pending orchestrations that may start under ``limit_running``.
-
-        Busy slots are active orchestrations plus pending ones under a live lease (a driver
-        is starting). Each claimed orchestration gets a lease for ``owner``; the driver started
-        for it calls :meth:`acquire_lease` with the same owner to take over.
-        """
-        now = _now(now)
-        with self.transaction() as c:
-            busy = c.execute(
-                f"SELECT COUNT(*) FROM orchestrations WHERE status IN ({_marks(_ACTIVE)})"
-                " OR (status = 'pending' AND lease_owner IS NOT NULL AND lease_expires > ?)",
-                (*_ACTIVE, now),
-            ).fetchone()[0]
-            free = int(limit_running) - busy
-            if free <= 0:
-                return []
-            ids = [r[0] for r in c.execute(
-                "SELECT id FROM orchestrations WHERE status = 'pending' AND (lease_owner IS NULL "
-                "OR lease_expires IS NULL OR lease_expires <= ?) ORDER BY created_at, id LIMIT ?",
-                (now, free),
-            )]
-            for oid in ids:
-                c.execute(
-                    "UPDATE orchestrations SET lease_owner = ?, lease_expires = ? WHERE id = ?",
-                    (owner, now + ttl, oid),
-                )
-                self._event(c, oid, "lease", f"claimed by {owner}", now)
-        return ids
 
     # -- helpers -----------------------------------------------------------------------------
 

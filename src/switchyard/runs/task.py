@@ -63,6 +63,12 @@ def worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _data_dir(spec: BatchSpec) -> Path:
+    """This host's data folder of the app: a remote worker has its own workspace."""
+    home = os.environ.get("SWITCHYARD_HOME")
+    return Path(home) / "data" / spec.app if home else Path(spec.data_dir)
+
+
 def _app_instance(spec: BatchSpec) -> App:
     key = (spec.app, spec.app_dir, json.dumps(spec.args, sort_keys=True), spec.data_dir)
     with _lock:
@@ -70,12 +76,15 @@ def _app_instance(spec: BatchSpec) -> App:
         if app is None:
             from switchyard.app import app_class_of
 
-            if spec.app_dir not in sys.path:
-                sys.path.insert(0, spec.app_dir)
             import importlib
 
-            cls = app_class_of(importlib.import_module(spec.app), spec.app, Path(spec.app_dir))
-            app = cls(cls.Args.model_validate(spec.args), Path(spec.data_dir))
+            try:  # the worker env's own path first: it may hold the Cython build
+                module = importlib.import_module(spec.app)
+            except ModuleNotFoundError:
+                sys.path.append(spec.app_dir)
+                module = importlib.import_module(spec.app)
+            cls = app_class_of(module, spec.app, Path(spec.app_dir))
+            app = cls(cls.Args.model_validate(spec.args), _data_dir(spec))
             app.start()
             _apps[key] = app
         return app

@@ -1,0 +1,184 @@
+"""HTTP API over the run store (FastAPI, served by uvicorn with ``switchyard api``).
+
+Routes::
+
+    GET  /healthz
+    GET  /orchestrations?status=&app=&kind=&limit=
+    GET  /orchestrations/{id}                 status, progress, batch counts, timestamps, error
+    GET  /orchestrations/{id}/batches?status=
+    GET  /orchestrations/{id}/dead-letters
+    GET  /orchestrations/{id}/events
+    GET  /orchestrations/{id}/log?lines=200
+    POST /orchestrations/{id}/pause|resume|cancel|retry
+    POST /orchestrations/{id}/reprocess       body (optional): {"batches": [idx, ...]}
+
+Binds 127.0.0.1 by default. With a token (``--token`` or ``$SWITCHYARD_API_TOKEN``)
+every request must carry ``Authorization: Bearer <token>``; bound to any other
+address it refuses to start without one. The token is never logged or written.
+Errors: wrong or missing token 401, unknown id 404, illegal transition 409 (the body
+names the current status), bad filter 400.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from switchyard.exceptions import InvalidTransition, LeaseHeld, NotFound, SwitchyardError
+from switchyard.logs import tail
+from switchyard.runs import control
+from switchyard.runs.state import BatchStatus, Status
+from switchyard.runs.store import RunStore
+
+TOKEN_ENV = "SWITCHYARD_API_TOKEN"
+DEFAULT_PORT = 8787
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` only accepts connections from this machine."""
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to a reachable address
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to serve a non-loopback address without a token.
+
+    Raises:
+        SwitchyardError: ``host`` is reachable from other machines and no token is set.
+    """
+    if not token and not is_loopback(host):
+        raise SwitchyardError(
+            f"refusing to serve the API on {host} without a token: anyone who reaches it could "
+            f"pause or cancel runs: set ${TOKEN_ENV} (or --token), or bind 127.0.0.1")
+
+
+def create_app(store_path: Path | str | None = None, token: str | None = None) -> FastAPI:
+    """The ASGI app over the store at ``store_path`` (default: the workspace's)."""
+    store = RunStore(store_path)
+    expected = token.encode() if token else None
+
+    def authorize(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), expected):
+            raise HTTPException(401, "missing or wrong bearer token: send Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    app = FastAPI(title="Switchyard", summary="Orchestrations: status, batches, lifecycle",
+                  dependencies=[Depends(authorize)])
+    app.state.store = store
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, e: NotFound):
+        return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(InvalidTransition)
+    async def conflict(request: Request, e: InvalidTransition):
+        return JSONResponse({"detail": str(e), "status": e.current, "command": e.command}, status_code=409)
+
+    @app.exception_handler(LeaseHeld)
+    async def lease_held(request: Request, e: LeaseHeld):
+        return JSONResponse({"detail": str(e)}, status_code=409)
+
+    @app.exception_handler(SwitchyardError)
+    async def bad_request(request: Request, e: SwitchyardError):
+        return JSONResponse({"detail": str(e)}, status_code=400)
+
+    def fresh() -> RunStore:
+        control.sweep(store, min_interval=1.0)
+        return store
+
+    def statuses(values: list[str] | None, kind: type) -> list[str] | None:
+        if not values:
+            return None
+        try:
+            return [kind(v).value for v in values]
+        except ValueError:
+            raise HTTPException(400, f"unknown status in {values}: use one of "
+                                     f"{', '.join(s.value for s in kind)}") from None
+
+    @app.get("/metrics")
+    def metrics():
+        from fastapi.responses import PlainTextResponse
+
+        from switchyard.analysis.metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text
+
+        return PlainTextResponse(prometheus_text(fresh()), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "store": str(store.path), "schema_version": store.schema_version()}
+
+    @app.get("/orchestrations")
+    def list_orchestrations(status: list[str] | None = Query(None), app_name: str | None = Query(None, alias="app"),
+                            kind: str | None = None, limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+        rows = control.listing(fresh(), status=statuses(status, Status), app=app_name, kind=kind, limit=limit)
+        return {"orchestrations": rows, "count": len(rows)}
+
+    @app.get("/orchestrations/{oid}")
+    def show(oid: str) -> dict[str, Any]:
+        return control.summary(fresh(), oid)
+
+    @app.get("/orchestrations/{oid}/batches")
+    def batches(oid: str, status: str | None = None) -> dict[str, Any]:
+        wanted = statuses([status] if status else None, BatchStatus)
+        rows = [b.to_dict() for b in fresh().batches(oid, wanted[0] if wanted else None)]
+        return {"orchestration_id": oid, "batches": rows, "count": len(rows)}
+
+    @app.get("/orchestrations/{oid}/dead-letters")
+    def dead(oid: str) -> dict[str, Any]:
+        return {"orchestration_id": oid, "dead_letters": control.dead_letters(fresh(), oid)}
+
+    @app.get("/orchestrations/{oid}/events")
+    def events(oid: str) -> dict[str, Any]:
+        return {"orchestration_id": oid, "events": fresh().events(oid)}
+
+    @app.get("/orchestrations/{oid}/log")
+    def log(oid: str, lines: int = Query(200, ge=1, le=10_000)) -> dict[str, Any]:
+        return {"orchestration_id": oid, "lines": tail(control.log_path(fresh(), oid), lines)}
+
+    @app.post("/orchestrations/{oid}/reprocess")
+    def reprocess(oid: str, body: dict | None = Body(None)) -> dict[str, Any]:
+        idxs = (body or {}).get("batches")
+        requeued = control.reprocess(store, oid, idxs)
+        return {**control.summary(store, oid), "requeued": requeued}
+
+    @app.post("/orchestrations/{oid}/{command}")
+    def lifecycle(oid: str, command: str) -> dict[str, Any]:
+        if command not in control.COMMAND_FUNCTIONS:
+            raise HTTPException(404, f"unknown command '{command}': use one of "
+                                     f"{', '.join(control.COMMAND_FUNCTIONS)}")
+        control.apply(store, oid, command)
+        return control.summary(store, oid)
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+          store_path: Path | str | None = None) -> None:
+    """Serve the API with uvicorn until interrupted.
+
+    Raises:
+        SwitchyardError: bound beyond loopback without a token.
+    """
+    import uvicorn
+
+    token = token or os.environ.get(TOKEN_ENV) or None
+    check_bind(host, token)
+    app = create_app(store_path, token)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"switchyard: API on http://{shown}:{port} over {app.state.store.path}"
+          + (" (bearer token required)" if token else " (no token: loopback only)"), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

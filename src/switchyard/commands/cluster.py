@@ -1,0 +1,194 @@
+"""``switchyard cluster up|status|down|trust APP`` and the remote-host side of ``switchyard install APP``.
+
+``up`` starts (or completes) the app's warm cluster and waits until every worker joined;
+``status`` lists workers per host with memory and tasks and the dashboard link; ``down``
+stops every process; ``trust`` records the SSH host keys of the app's remote hosts in
+known_hosts after printing their fingerprints. With ``--json`` each prints one JSON object.
+
+``--ask-password`` asks once for the SSH password of the remote hosts; it is kept in
+memory for this command only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+
+from switchyard.exceptions import SwitchyardError
+
+EXIT_FAILED = 1
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
+             cluster: argparse.ArgumentParser) -> None:
+    from switchyard.cli import Parser
+
+    c = sub.add_parser("cluster", help="start, inspect and stop the app's warm cluster (here or over SSH)")
+    csub = c.add_subparsers(dest="action", required=True, parser_class=Parser)
+
+    up = csub.add_parser("up", parents=[common],
+                         help="start the scheduler and workers; they stay up between runs")
+    up.add_argument("app")
+    up.add_argument("--workers", type=_workers, help="host:count[,host:count] (default: [cluster.workers])")
+    up.add_argument("--scheduler", help="scheduler host:port (default: [cluster].scheduler)")
+    up.add_argument("--timeout", type=float, default=60, help="seconds to wait for the workers to join")
+    up.add_argument("--ask-password", action="store_true", help="ask for the SSH password (kept in memory)")
+    up.set_defaults(func=cmd_up)
+
+    st = csub.add_parser("status", parents=[common], help="workers per host, memory, tasks, dashboard")
+    st.add_argument("app")
+    st.set_defaults(func=cmd_status)
+
+    down = csub.add_parser("down", parents=[common], help="stop every process of the warm cluster")
+    down.add_argument("app")
+    down.add_argument("--ask-password", action="store_true", help="ask for the SSH password (kept in memory)")
+    down.set_defaults(func=cmd_down)
+
+    trust = csub.add_parser("trust", parents=[common],
+                            help="record the SSH host keys of the app's remote hosts in known_hosts")
+    trust.add_argument("app")
+    trust.add_argument("hosts", nargs="*", help="only these hosts (default: every remote host of the app)")
+    trust.set_defaults(func=cmd_trust)
+
+    install = sub.choices.get("install")
+    if install is not None:  # the same command, with per-host results when hosts are remote
+        install.add_argument("--ask-password", action="store_true",
+                             help="ask for the SSH password of the remote hosts (kept in memory)")
+        install.set_defaults(func=cmd_install)
+
+
+def _workers(text: str) -> dict[str, int]:
+    from switchyard.settings import parse_workers
+
+    try:
+        return parse_workers(text)
+    except SwitchyardError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _app_env(ns: argparse.Namespace):
+    from switchyard.app import AppEnv
+
+    return AppEnv(ns.app, apps_dir=ns.apps_dir).check()
+
+
+def _log(ns: argparse.Namespace):
+    stream = sys.stderr if ns.json else sys.stdout
+    return lambda line: print(line, file=stream, flush=True)
+
+
+def _emit(ns: argparse.Namespace, obj: object, text: str) -> None:
+    print(json.dumps(obj, default=str) if ns.json else text, flush=True)
+
+
+def _remote_hosts(app_env, workers: dict[str, int] | None) -> list[str]:
+    from switchyard.cluster.local import is_local_host
+    from switchyard.settings import load_settings
+
+    cluster = load_settings(app_env.settings_path).cluster
+    return [h for h in (workers or cluster.workers) if not is_local_host(h)]
+
+
+def _ask_password(ns: argparse.Namespace, app_env, hosts: list[str]) -> None:
+    from switchyard.cluster import ssh
+    from switchyard.settings import load_settings
+
+    if not getattr(ns, "ask_password", False) or not hosts:
+        return
+    cluster = load_settings(app_env.settings_path).cluster
+    accesses = [ssh.access_for(cluster, h) for h in hosts]
+    users = ", ".join(sorted({a.user for a in accesses}))
+    password = getpass.getpass(f"SSH password of {users} on {', '.join(hosts)} (kept in memory only): ")
+    for access in accesses:
+        ssh.remember_password(access, password)
+
+
+def _size(n: object) -> str:
+    if not isinstance(n, (int, float)):
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return "?"
+
+
+def format_status(st: dict) -> str:
+    """The text form of a cluster status."""
+    if st["state"] == "down":
+        return f"cluster of '{st['app']}': down (start it with: switchyard cluster up {st['app']})"
+    dashboard = st["dashboard"] or "none (install bokeh in the worker environment for one)"
+    lines = [f"cluster of '{st['app']}': {st['state']} at {st['address']}, {st['workers']} worker(s); "
+             f"dashboard: {dashboard}"]
+    for host, h in st["hosts"].items():
+        wanted = f"/{h['wanted']}" if h.get("wanted") is not None else ""
+        lines.append(f"  {host}: {len(h['workers'])}{wanted} worker(s)"
+                     + (f", missing: {', '.join(h['missing'])}" if h["missing"] else ""))
+        for w in h["workers"]:
+            tasks = ", ".join(f"{k} {v}" for k, v in sorted((w.get("tasks") or {}).items())) or "none"
+            lines.append(f"    {w['name']:<16} {w['address']:<26} memory {_size(w['memory'])} of "
+                         f"{_size(w['memory_limit'])}, processing {w['processing']}, tasks: {tasks}")
+    return "\n".join(lines)
+
+
+def cmd_up(ns: argparse.Namespace) -> int:
+    from switchyard.cluster import warm
+
+    app_env = _app_env(ns)
+    _ask_password(ns, app_env, _remote_hosts(app_env, ns.workers))
+    st = warm.up_sync(app_env, workers=ns.workers, scheduler=ns.scheduler, join_timeout=ns.timeout,
+                      on_line=_log(ns))
+    _emit(ns, st, format_status(st))
+    return 0 if st["state"] == "up" else EXIT_FAILED
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    from switchyard.cluster import warm
+
+    st = warm.status(_app_env(ns))
+    _emit(ns, st, format_status(st))
+    return 0
+
+
+def cmd_down(ns: argparse.Namespace) -> int:
+    from switchyard.cluster import warm
+
+    app_env = _app_env(ns)
+    record = warm.read_record(app_env)
+    _ask_password(ns, app_env, sorted({w.host for w in record.workers if not w.local}) if record else [])
+    out = warm.down_sync(app_env, on_line=_log(ns))
+    text = (f"cluster of '{ns.app}': stopped {len(out['stopped'])} process(es)" if not out["left"] else
+            f"cluster of '{ns.app}': still running: {', '.join(out['left'])} (run down again)")
+    _emit(ns, out, text)
+    return 0 if not out["left"] else EXIT_FAILED
+
+
+def cmd_trust(ns: argparse.Namespace) -> int:
+    from switchyard.cluster import warm
+
+    found = warm.trust_sync(_app_env(ns), ns.hosts or None)
+    text = "\n".join(f"{t['pattern']}: {t['key_type']} {t['fingerprint']} "
+                     + (f"recorded in {t['known_hosts']}" if t["added"] else "was already trusted")
+                     for t in found) or "no remote hosts to trust"
+    _emit(ns, {"hosts": found}, text)
+    return 0
+
+
+def cmd_install(ns: argparse.Namespace) -> int:
+    from switchyard.agi import AGI
+    from switchyard.cli import cmd_install as install_here
+    from switchyard.cluster.remote import InstallReport
+
+    app_env = _app_env(ns)
+    remote_hosts = _remote_hosts(app_env, ns.workers)
+    if not remote_hosts:
+        return install_here(ns)
+    _ask_password(ns, app_env, remote_hosts)
+    res = asyncio.run(AGI.install(app_env, modes_enabled=ns.mode, workers=ns.workers, on_line=_log(ns),
+                                  force=ns.force))
+    assert isinstance(res, InstallReport)  # remote hosts always give per-host results
+    _emit(ns, res.to_dict(), res.summary())
+    return 0 if res.ok else EXIT_FAILED

@@ -1,0 +1,260 @@
+"""The work plan: graph, per-worker load chart, and an editor that stays fast with 1000s of partitions.
+
+Edits go to a *draft* kept in the session: the graph, the chart and the load table
+show the draft (makespan and per-worker load before saving); Save writes it with
+``agi.save_plan`` (RUN then uses it), Reset re-plans. The editor shows one filtered
+page of partitions at a time, and the graph is aggregated by ``plan_digraph``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from switchyard import agi
+from switchyard.app import AppEnv
+from switchyard.exceptions import SwitchyardError
+from switchyard.plan import WorkPlan, plan_digraph, reassign_many
+from switchyard.ui.common import file_mtime, show_error
+
+PAGE_SIZE = 50
+ALL_WORKERS = "all workers"
+
+
+# -- pure helpers (tested without a browser) ---------------------------------------------------
+
+def plan_rows(plan: WorkPlan) -> pd.DataFrame:
+    """One row per partition, in the app's partition order: partition, weight, share %, worker."""
+    total = plan.total_weight
+    rows = [(p.index, p.name, p.weight, s.id) for s in plan.slots for p in s.partitions]
+    rows.sort()
+    frame = pd.DataFrame(rows, columns=["index", "partition", "weight", "worker"])
+    frame.insert(3, "share %", (100.0 * frame["weight"] / total).round(2) if total > 0 else 0.0)
+    return frame.drop(columns="index").reset_index(drop=True)
+
+
+def filter_rows(rows: pd.DataFrame, text: str = "", worker: str = ALL_WORKERS) -> pd.DataFrame:
+    out = rows
+    if text.strip():
+        out = out[out["partition"].str.contains(text.strip(), case=False, regex=False)]
+    if worker and worker != ALL_WORKERS:
+        out = out[out["worker"] == worker]
+    return out.reset_index(drop=True)
+
+
+def page_of(rows: pd.DataFrame, page: int, size: int = PAGE_SIZE) -> pd.DataFrame:
+    start = (max(1, page) - 1) * size
+    return rows.iloc[start:start + size].reset_index(drop=True)
+
+
+def page_count(n: int, size: int = PAGE_SIZE) -> int:
+    return max(1, math.ceil(n / size))
+
+
+def moves_from_edit(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, str]:
+    """Partition -> new worker for the rows whose worker the operator changed in the table."""
+    if len(before) != len(after):
+        return {}
+    changed = before["worker"].to_numpy() != after["worker"].to_numpy()
+    return {str(n): str(w) for n, w in zip(after["partition"][changed], after["worker"][changed]) if w}
+
+
+def load_table(draft: WorkPlan, saved: WorkPlan) -> pd.DataFrame:
+    """Per worker: partitions, weight and load % of the draft, and its load % in the saved plan."""
+    share, before = draft.load_percent(), saved.load_percent()
+    return pd.DataFrame([
+        {"worker": s.id, "partitions": len(s.partitions), "weight": s.weight,
+         "load %": round(share[s.id], 2), "saved load %": round(before.get(s.id, 0.0), 2)}
+        for s in draft.slots
+    ])
+
+
+def moved(draft: WorkPlan, saved: WorkPlan) -> dict[str, str]:
+    """Partitions whose worker differs between the draft and the saved plan."""
+    a, b = draft.assignment(), saved.assignment()
+    return {name: slot for name, slot in a.items() if b.get(name) != slot}
+
+
+def ratio(plan: WorkPlan) -> float:
+    bound = plan.lower_bound
+    return plan.makespan / bound if bound > 0 else 1.0
+
+
+# -- widgets -----------------------------------------------------------------------------------
+
+def load_chart(draft: WorkPlan, saved: WorkPlan) -> go.Figure:
+    """Bars of load % per worker (draft), the saved plan's as outlines when they differ; peak in orange."""
+    share = draft.load_percent()
+    peak = max(share.values(), default=0.0)
+    ids = [s.id for s in draft.slots]
+    fig = go.Figure()
+    fig.add_bar(x=ids, y=[share[i] for i in ids], name="this plan",
+                marker_color=["#e07b39" if share[i] >= peak - 1e-9 else "#4c78a8" for i in ids],
+                text=[f"{share[i]:.1f} %" for i in ids], textposition="outside")
+    if moved(draft, saved):
+        before = saved.load_percent()
+        fig.add_bar(x=ids, y=[before.get(i, 0.0) for i in ids], name="saved plan",
+                    marker_color="rgba(0,0,0,0)", marker_line_color="#555", marker_line_width=1.5)
+    fig.update_layout(barmode="overlay", height=260, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis_title="load %", title="Load per worker", showlegend=bool(moved(draft, saved)))
+    return fig
+
+
+def cached_plan(app_env: AppEnv) -> WorkPlan | None:
+    # Parsing a 1000-partition plan on every rerun is wasted work: keep it per file version.
+    key, stamp = f"plan-file-{app_env.app}", file_mtime(agi.plan_path(app_env))
+    cached = st.session_state.get(key)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    plan = agi.saved_plan(app_env)
+    st.session_state[key] = (stamp, plan)
+    return plan
+
+
+def _draft(app_env: AppEnv, saved: WorkPlan) -> dict:
+    key = f"plan-draft-{app_env.app}"
+    base = (saved.fingerprint, saved.created_at, file_mtime(agi.plan_path(app_env)))
+    state = st.session_state.get(key)
+    if not state or state["base"] != base:
+        state = {"base": base, "plan": saved, "version": (state or {}).get("version", 0) + 1}
+        st.session_state[key] = state
+    return state
+
+
+def _apply(state: dict, moves: dict[str, str]) -> None:
+    try:
+        state["plan"] = reassign_many(state["plan"], moves)
+    except SwitchyardError as e:
+        show_error(e)
+        return
+    state["version"] += 1  # a fresh editor: its old cell edits refer to rows that moved
+    st.rerun()
+
+
+def editor(app_env: AppEnv, state: dict) -> None:
+    """Filter, page through and reassign partitions (in the table, or select and move)."""
+    draft: WorkPlan = state["plan"]
+    slot_ids = [s.id for s in draft.slots]
+    rows = plan_rows(draft)
+    a = app_env.app
+    f1, f2, f3 = st.columns([3, 2, 1])
+    text = f1.text_input("Filter partitions (name contains)", key=f"plan-filter-{a}")
+    worker = f2.selectbox("Worker", [ALL_WORKERS, *slot_ids], key=f"plan-worker-{a}")
+    shown = filter_rows(rows, text, worker)
+    pages = page_count(len(shown))
+    page = int(f3.number_input("Page", 1, pages, 1, key=f"plan-page-{a}-{text}-{worker}-{pages}"))
+    view = page_of(shown, page)
+    edited = st.data_editor(
+        view, hide_index=True, width="stretch", key=f"plan-editor-{a}-{state['version']}-{page}-{text}-{worker}",
+        disabled=["partition", "weight", "share %"],
+        column_config={"worker": st.column_config.SelectboxColumn("worker", options=slot_ids, required=True),
+                       "weight": st.column_config.NumberColumn("weight", format="%.6g")},
+    )
+    st.caption(f"{len(shown)} of {len(rows)} partitions match · page {page} of {pages} · "
+               f"{PAGE_SIZE} per page · change a worker cell to move a partition")
+    moves = moves_from_edit(view, edited)
+    if moves:
+        _apply(state, moves)
+    names_key = f"plan-move-names-{a}"
+    if st.session_state.pop(f"plan-moved-{a}", False):
+        st.session_state[names_key] = []  # the moved partitions are no longer "to move"
+    with st.form(key=f"plan-move-{a}", border=False):
+        c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+        names = c1.multiselect("Select partitions to move", shown["partition"].tolist(), key=names_key)
+        target = c2.selectbox("to worker", slot_ids, key=f"plan-move-target-{a}")
+        go_move = c3.form_submit_button("Move")
+    if go_move and names:
+        st.session_state[f"plan-moved-{a}"] = True
+        _apply(state, {n: target for n in names})
+
+
+def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
+    """Graph, chart, editor and Save/Reset for the saved plan and its draft."""
+    state = _draft(app_env, saved)
+    draft: WorkPlan = state["plan"]
+    changes = moved(draft, saved)
+    m = st.columns(4)
+    m[0].metric("Partitions", draft.partition_count)
+    m[1].metric("Workers", f"{len(draft.slots)} on {len({s.host for s in draft.slots})} host(s)")
+    m[2].metric("Makespan / lower bound", f"{ratio(draft):.3f}",
+                delta=f"{ratio(draft) - ratio(saved):+.3f}" if changes else None, delta_color="inverse")
+    m[3].metric("Unsaved moves", len(changes))
+    with st.container(key="plan-graph"):
+        st.graphviz_chart(plan_digraph(draft), width="stretch")
+    left, right = st.columns([3, 2])
+    with left, st.container(key="plan-chart"):
+        st.plotly_chart(load_chart(draft, saved), width="stretch", config={"displayModeBar": False})
+    with right:
+        st.dataframe(load_table(draft, saved), hide_index=True, width="stretch")
+    st.markdown("**Work plan editor**")
+    editor(app_env, state)
+    b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
+    if b1.button("Save plan", type="primary", disabled=not changes, key=f"plan-save-{app_env.app}"):
+        try:
+            path = agi.save_plan(app_env, draft)
+        except SwitchyardError as e:
+            show_error(e)
+            return
+        st.session_state[f"plan-saved-{app_env.app}"] = f"Saved {len(changes)} move(s) to {path}: RUN uses this plan"
+        st.rerun()
+    if b2.button("Reset (re-plan)", key=f"plan-reset-{app_env.app}", help="discard edits and plan again"):
+        replan()
+    if changes:
+        b3.caption("unsaved: " + ", ".join(f"{n} → {w}" for n, w in list(changes.items())[:5])
+                   + (f" and {len(changes) - 5} more" if len(changes) > 5 else ""))
+    note = st.session_state.pop(f"plan-saved-{app_env.app}", None)
+    if note:
+        st.success(note)
+
+
+def check_distribute(app_env: AppEnv, action) -> bool:
+    """Run the distrib action (what the snippet shows) in this thread; it is quick. True on success."""
+    from switchyard.ui.common import show_app_failure
+
+    try:
+        with st.spinner("planning: the app lists its partitions, the planner assigns them"):
+            plan = action.call()
+    except SwitchyardError as e:
+        show_error(e)
+        return False
+    except Exception as e:  # the app's own prepare()/partitions() failed
+        show_app_failure(e, "listing its partitions")
+        return False
+    st.session_state.pop(f"plan-draft-{app_env.app}", None)
+    st.session_state[f"plan-made-{app_env.app}"] = (
+        f"Planned {plan.partition_count} partitions over {len(plan.slots)} workers: "
+        f"makespan {ratio(plan):.3f} x lower bound")
+    return True
+
+
+def render(app_env: AppEnv, action, current_fingerprint: str | None) -> None:
+    """The Distribute section: snippet, CHECK DISTRIBUTE, and the saved plan with its editor."""
+    from switchyard.ui.common import snippet_block
+
+    try:
+        snippet_block(action.snippet(), action.file_name, action.save_snippet, key=f"distrib-{app_env.app}")
+    except SwitchyardError as e:
+        show_error(e)
+        return
+    if st.button("CHECK DISTRIBUTE", type="primary", key=f"distrib-go-{app_env.app}"):
+        if check_distribute(app_env, action):
+            st.rerun()
+    made = st.session_state.pop(f"plan-made-{app_env.app}", None)
+    if made:
+        st.success(made)
+    saved = cached_plan(app_env)
+    if saved is None:
+        st.info("No work plan yet: CHECK DISTRIBUTE to see how the partitions go to the workers.")
+        return
+    if current_fingerprint is not None and saved.fingerprint != current_fingerprint:
+        st.warning("This work plan was made for other args or workers: RUN will re-plan. "
+                   "CHECK DISTRIBUTE to see (and edit) the plan RUN would use.")
+
+    def replan() -> None:
+        if check_distribute(app_env, action):
+            st.rerun()
+
+    render_plan(app_env, saved, replan)

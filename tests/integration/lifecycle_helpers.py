@@ -1,0 +1,93 @@
+"""Helpers for the lifecycle and fault tests: long montecarlo runs and reading their state.
+
+A batch draws SAMPLES random points in plain Python (~0.25 s on an idle core), so a
+run of a dozen batches lasts a few seconds: long enough to pause, cancel or kill
+something in the middle, short enough to keep the tests bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+from switchyard.runs import control
+from switchyard.runs.store import RunStore
+
+from .conftest import cli_json
+
+SAMPLES = 300_000
+
+
+def start_long_run(home: Path, apps: Path, tasks: int, mode: int = 4, workers: str = "127.0.0.1:2") -> str:
+    out = cli_json("run", "montecarlo", "--mode", str(mode), "--detach", "--workers", workers,
+                   "--arg", f"tasks={tasks}", "--arg", f"samples_per_task={SAMPLES}", "--arg", "chunks=1",
+                   home=home, apps=apps)
+    return out["orchestration_id"]
+
+
+def store_of(home: Path) -> RunStore:
+    return RunStore(home / "switchyard.db")
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.time() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+        time.sleep(poll)
+
+
+def status_of(store: RunStore, oid: str) -> str:
+    control.sweep(store)  # as every reader does
+    return store.status(oid).value
+
+
+def wait_status(store: RunStore, oid: str, wanted: set[str], timeout: float = 90) -> str:
+    return wait_until(lambda: (s := status_of(store, oid)) in wanted and s, timeout,
+                      f"orchestration {oid} reaching {sorted(wanted)} (last: {store.status(oid).value}; "
+                      f"log: {tail_log(store, oid)})")
+
+
+def tail_log(store: RunStore, oid: str, n: int = 15) -> str:
+    from switchyard.logs import tail
+
+    lines = [x for x in tail(control.log_path(store, oid), 400) if "distributed." not in x]
+    return " | ".join(lines[-n:])
+
+
+def completions_in_log(store: RunStore, oid: str) -> Counter:
+    """How many times the run log says each batch completed (one line per checkpoint written)."""
+    text = control.log_path(store, oid).read_text()
+    return Counter(int(m) for m in re.findall(r"^batch (\d+)/\d+ \S+ completed on ", text, re.M))
+
+
+def checkpoints(store: RunStore, oid: str) -> dict[int, tuple[int, int]]:
+    """Batch index -> (inode, mtime_ns) of its checkpoint file: a rewrite changes both."""
+    folder = Path(store.get(oid).run_dir) / "batches"
+    out = {}
+    for p in folder.glob("*.pkl"):
+        st = p.stat()
+        out[int(p.stem)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def event_time(store: RunStore, oid: str, kind: str) -> float:
+    return [e["at"] for e in store.events(oid) if e["kind"] == kind][-1]
+
+
+def assert_output_complete(store: RunStore, oid: str, tasks: int) -> None:
+    import pandas as pd
+
+    o = store.get(oid)
+    assert o.status.value == "completed", o.error
+    assert o.completed_batches == o.total_batches == tasks
+    frame = pd.read_parquet(o.output)
+    assert sorted(frame["task"]) == list(range(tasks))  # every batch's output exactly once
+    assert (frame["samples"] == SAMPLES).all()
+    assert sorted(checkpoints(store, oid)) == list(range(tasks))
+    assert completions_in_log(store, oid) == Counter({i + 1: 1 for i in range(tasks)})
