@@ -12,7 +12,8 @@ from switchyard.app import load_app, validate_args
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import plan_fingerprint
 from switchyard.settings import check_workers, load_settings
-from switchyard.ui import args_form, data_panel, install_panel, plan_view, run_panel, service, settings_form
+from switchyard.ui import (args_form, cluster_panel, data_panel, install_panel, plan_view, run_panel, service,
+                           settings_form)
 from switchyard.ui.common import app_picker, section, show_app_failure, show_error
 
 app_env = app_picker()
@@ -58,6 +59,9 @@ def app_missing() -> None:
     else:
         show_app_failure(app_problem, "being imported")
 
+
+with section("Cluster", "cluster"):
+    cluster_panel.render(app_env)
 
 with section("App args", "args"):
     if app_cls is None:

@@ -21,7 +21,7 @@ from switchyard.ui.common import file_mtime
 from .conftest import open_page, texts
 
 pytestmark = pytest.mark.timeout(120)
-SECTIONS = ["System settings", "Install", "App args", "Distribute", "Run", "Load data", "Export",
+SECTIONS = ["System settings", "Install", "Cluster", "App args", "Distribute", "Run", "Load data", "Export",
             "Service mode (persistent workers)"]
 
 
@@ -315,3 +315,23 @@ def test_benchmark_toggle_shows_its_snippet_and_the_results_with_the_fastest_mod
     assert "fastest is mode 4" in texts(at.markdown)
     table = at.dataframe[-1].value
     assert table["mode"].tolist() == [0, 4, 8] and table["status"].tolist()[-1] == "skipped"
+
+
+def test_cluster_section_starts_and_stops_a_warm_cluster(flight):
+    from switchyard.cluster import warm
+
+    at = open_page()
+    assert "Cluster: down" in texts(at.info)
+    button(at, "Start cluster").click()
+    at.run()
+    up = wait_job(flight, "cluster", timeout=90)
+    assert up.status == "succeeded", up.error
+    status = warm.status(flight)
+    assert status["state"] == "up" and status["workers"] == 2
+    at.run()
+    assert "Cluster: up" in texts(at.success)
+    button(at, "Stop cluster").click()
+    at.run()
+    down = wait_job(flight, "cluster", timeout=60)
+    assert down.status == "succeeded", down.error
+    assert warm.status(flight)["state"] == "down"
