@@ -216,7 +216,7 @@ class Driver:
             self.log.write(f"driver: starting a local Dask cluster: {sum(job.workers.values())} workers")
             self.cluster = LocalCluster(python=Path(sys.executable), workers=job.workers,
                                         scheduler_address=job.scheduler, env=dict(os.environ),
-                                        on_line=self._cluster_line)
+                                        on_line=self._cluster_line, preload=(job.spec.app,))
             address = self.cluster.start()
             launcher.record_cluster(self.run_dir, self.cluster.pids, address)
         self.log.write(f"driver: connecting to the Dask scheduler at {address}")
