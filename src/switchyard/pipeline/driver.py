@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -27,17 +26,15 @@ from switchyard.logs import LineSink
 from switchyard.pipeline.breaker import Breakers, breakers_path
 from switchyard.pipeline.model import Pipeline
 from switchyard.pipeline.runner import StepScheduler, run_step
+from switchyard.runs.driver import LEASE_TTL, LeaseHolder
 from switchyard.runs.state import Status
 from switchyard.runs.store import RunStore
 
 SNAPSHOT = "pipeline.json"
-HEARTBEAT_INTERVAL = 1.0
-STATUS_POLL = 0.2
-LEASE_TTL = 5.0
 OWNER_ENV = "SWITCHYARD_DRIVER_OWNER"
 
 
-class PipelineDriver:
+class PipelineDriver(LeaseHolder):
     """Executes one pipeline orchestration; :meth:`run` returns the status it ended in.
 
     Args:
@@ -64,19 +61,6 @@ class PipelineDriver:
         self.signalled: str | None = None
         self._stop = threading.Event()
 
-    def _beat(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(STATUS_POLL):
-            try:
-                if time.monotonic() - last >= HEARTBEAT_INTERVAL:
-                    self.requested = self.store.heartbeat(self.oid, self.owner, LEASE_TTL)
-                    last = time.monotonic()
-                else:
-                    self.requested = self.store.status(self.oid)
-            except LeaseHeld as e:
-                self.lost = str(e)
-            except Exception as e:
-                self.log.write(f"driver: heartbeat failed: {type(e).__name__}: {e}")
 
     def _status(self) -> Status:
         if self.lost:
@@ -192,9 +176,6 @@ class PipelineDriver:
     def _cluster_line(self, line: str) -> None:
         if "Run out-of-band function" not in line:
             self.log.write(line)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.signalled = signal.Signals(signum).name
 
 
 def cluster_env() -> dict[str, str]:

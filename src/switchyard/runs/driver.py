@@ -112,7 +112,32 @@ class DriverLost(Exception):
     """This driver no longer owns the orchestration: stop without recording anything."""
 
 
-class Driver:
+class LeaseHolder:
+    """What every driver (app or pipeline) shares: the heartbeat thread and signal handling.
+
+    Subclasses set ``store``, ``oid``, ``owner``, ``log``, ``requested``, ``lost``,
+    ``signalled`` and ``_stop`` (a threading.Event).
+    """
+
+    def _beat(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(STATUS_POLL):
+            try:
+                if time.monotonic() - last >= HEARTBEAT_INTERVAL:
+                    self.requested = self.store.heartbeat(self.oid, self.owner, LEASE_TTL)
+                    last = time.monotonic()
+                else:
+                    self.requested = self.store.status(self.oid)
+            except LeaseHeld as e:
+                self.lost = str(e)
+            except Exception as e:  # the store is busy or gone: the lease expires if it lasts
+                self.log.write(f"driver: heartbeat failed: {type(e).__name__}: {e}")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signalled = signal.Signals(signum).name
+
+
+class Driver(LeaseHolder):
     """Executes one orchestration; :meth:`run` returns the status it ended in."""
 
     def __init__(self, oid: str, store: RunStore | None = None, owner: str | None = None):
@@ -131,24 +156,6 @@ class Driver:
         self.executor = None
         self._results: dict[int, Any] | None = None
         self._total = 0
-
-    # heartbeat -------------------------------------------------------------
-    def _beat(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(STATUS_POLL):
-            try:
-                if time.monotonic() - last >= HEARTBEAT_INTERVAL:
-                    self.requested = self.store.heartbeat(self.oid, self.owner, LEASE_TTL)
-                    last = time.monotonic()
-                else:
-                    self.requested = self.store.status(self.oid)
-            except LeaseHeld as e:
-                self.lost = str(e)
-            except Exception as e:  # the store is busy or gone: the lease expires if it lasts
-                self.log.write(f"driver: heartbeat failed: {type(e).__name__}: {e}")
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.signalled = signal.Signals(signum).name
 
     # main ------------------------------------------------------------------
     def run(self) -> Status:
