@@ -220,9 +220,14 @@ class Driver(LeaseHolder):
         if job.cluster == "local":
             from switchyard.cluster.local import LocalCluster
 
+            from switchyard.settings import split_address
+
             self.log.write(f"driver: starting a local Dask cluster: {sum(job.workers.values())} workers")
+            # A free port, never the configured address: this cluster is the run's own, and a
+            # run started meanwhile must not take it for a shared scheduler (it ends with this run).
+            private = f"{split_address(job.scheduler)[0]}:0" if job.scheduler else None
             self.cluster = LocalCluster(python=Path(sys.executable), workers=job.workers,
-                                        scheduler_address=job.scheduler, env=dict(os.environ),
+                                        scheduler_address=private, env=dict(os.environ),
                                         on_line=self._cluster_line, preload=(job.spec.app,))
             address = self.cluster.start()
             launcher.record_cluster(self.run_dir, self.cluster.pids, address)
