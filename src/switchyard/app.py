@@ -194,7 +194,12 @@ def app_class_of(module: Any, name: str, app_dir: Path | None) -> type[App]:
 
 
 def validate_args(app_cls: type[App], raw: dict[str, Any], source: str = "args") -> Args:
-    """Validate raw args (from settings, CLI strings or the UI) into the app's model."""
+    """Validate raw args (from settings, CLI strings or the UI) into the app's model.
+
+    A list or dict arg given as text (``--arg inputs=a.csv,b.csv`` or ``--arg 'inputs=["a.csv"]'``)
+    is decoded first: JSON when it looks like JSON, else a comma-separated list.
+    """
+    raw = {k: _decode_text(app_cls.Args.model_fields.get(k), v) for k, v in raw.items()}
     try:
         return app_cls.Args.model_validate(raw)
     except ValidationError as e:
@@ -215,6 +220,26 @@ def validate_args(app_cls: type[App], raw: dict[str, Any], source: str = "args")
             f"{value!r} is not valid (from {source}): {err.get('msg', '')}",
             f"expected {expected}",
         ) from None
+
+
+def _decode_text(field: Any, value: Any) -> Any:
+    import json
+    import typing
+
+    if field is None or not isinstance(value, str):
+        return value
+    origin = typing.get_origin(field.annotation) or field.annotation
+    if origin not in (list, tuple, set, dict):
+        return value
+    text = value.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value  # validation names it
+    if origin is dict:
+        return value
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def type_name(annotation: Any) -> str:

@@ -280,3 +280,32 @@ def test_flight_segments_stream_in_row_groups(tmp_path, monkeypatch):
     groups = pq.ParquetFile(grouped).num_row_groups
     assert 1 < groups < FLIGHT_ARGS["files"]
     assert pd.read_parquet(grouped).equals(pd.read_parquet(whole))
+
+
+def test_flight_inputs_give_the_same_points_as_the_generated_files(tmp_path):
+    generated = make_app("flight", tmp_path, **FLIGHT_ARGS)
+    generated.prepare()
+    inbox = generated.data_dir / "inbox"
+    inbox.mkdir(parents=True)
+    for i in (1, 3):  # an operator drops two of the generated files into the inbox
+        shutil.copy(generated.file_path(i), inbox / f"day{i}.csv")
+    given = make_app("flight", tmp_path, **FLIGHT_ARGS, inputs="inbox/day1.csv, inbox/day3.csv")
+    assert given.args.inputs == ["inbox/day1.csv", "inbox/day3.csv"]  # comma text decoded
+    parts, out = run(given, tmp_path / "out-inputs")
+    assert [p.name for p in parts] == ["day1", "day3"]
+    assert [p.weight for p in parts] == [float(generated.file_path(i).stat().st_size) for i in (1, 3)]
+    want = pd.concat([generated.work(p) for p in generated.partitions() if p.name in ("flight_0001", "flight_0003")],
+                     ignore_index=True)
+    got = pq.read_table(out).to_pandas()
+    assert len(got) == len(want) and np.allclose(got["segment_km"].to_numpy(), want["segment_km"].to_numpy(),
+                                                 equal_nan=True)
+
+
+def test_flight_refuses_an_input_of_another_shape_naming_the_file(tmp_path):
+    app = make_app("flight", tmp_path, **FLIGHT_ARGS, inputs=["inbox/notes.csv"])
+    (app.data_dir / "inbox").mkdir(parents=True)
+    (app.data_dir / "inbox" / "notes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ArgsError, match=r"arg 'inputs': .*notes.csv: its first line is not the header"):
+        app.prepare()
+    json_list = validate_args(type(app), {"inputs": '["a.csv", "b.csv"]'})
+    assert json_list.inputs == ["a.csv", "b.csv"]

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from switchyard.app import App, Args, Partition
+from switchyard.exceptions import ArgsError
 from switchyard.workspace import atomic_write_bytes
 
 from flight import worker
@@ -64,6 +65,12 @@ class FlightArgs(Args):
         description="Rows per work item: larger files are split into items that a "
                     "process pool runs in parallel.",
     )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Telemetry CSV files to process instead of generating them (a file trigger "
+                    "passes its new files here): paths relative to the data folder, e.g. "
+                    "inbox/day1.csv, or absolute, in the generated files' fixed-width format.",
+    )
 
 
 class Flight(App):
@@ -76,6 +83,8 @@ class Flight(App):
     def dataset(self) -> str:
         """Folder (under the data folder) of the files these args generate."""
         a = self.args
+        if a.inputs:
+            return ""
         key = f"{a.files},{a.rows_per_file},{a.aircraft},{a.seed}"
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
@@ -85,11 +94,27 @@ class Flight(App):
     # manager side ------------------------------------------------------------
     def prepare(self) -> None:
         a = self.args
+        if a.inputs:
+            for rel_path in a.inputs:
+                self.input_rows(rel_path)  # refuses a missing or malformed file before any work
+            return
         for index in range(a.files):
             worker.ensure_file(self.file_path(index), a.rows_per_file, a.aircraft, a.seed)
 
+    def input_rows(self, rel_path: str) -> int:
+        """Rows of a given input file, checked against the fixed-width format."""
+        path = self.data_dir / rel_path
+        try:
+            rows = worker.input_rows(path)
+        except (OSError, ValueError) as e:
+            raise ArgsError("flight", "inputs", f"{path}: {e}",
+                            "give telemetry CSV files in the generated format (see apps/flight/README.md)") from None
+        return rows
+
     def partitions(self) -> list[Partition]:
         a = self.args
+        if a.inputs:
+            return self.input_partitions()
         parts = []
         for index in range(a.files):
             rows = worker.file_rows(index, a.rows_per_file, a.seed)
@@ -103,9 +128,26 @@ class Flight(App):
             ))
         return parts
 
+    def input_partitions(self) -> list[Partition]:
+        parts, names = [], set()
+        for rel_path in self.args.inputs:
+            rows = self.input_rows(rel_path)
+            name = Path(rel_path).stem
+            while name in names:  # same file name in two folders
+                name += "_"
+            names.add(name)
+            parts.append(Partition(
+                name=name, weight=float((self.data_dir / rel_path).stat().st_size),
+                items=tuple((rel_path, start, stop)
+                            for start, stop in worker.row_ranges(rows, self.args.chunk_rows)),
+            ))
+        return parts
+
     # worker side -------------------------------------------------------------
     def _chunk_function(self):
         a = self.args
+        if a.inputs:
+            return functools.partial(worker.input_segments, str(self.data_dir))
         return functools.partial(
             worker.chunk_segments, str(self.data_dir), a.rows_per_file, a.aircraft, a.seed
         )

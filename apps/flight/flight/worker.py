@@ -251,6 +251,25 @@ def chunk_segments(data_dir, rows_per_file, aircraft, seed, item):
     return segments(read_rows(path, int(start), int(stop)))
 
 
+def input_rows(path):
+    """Rows of an input file given by the operator; ValueError unless it has the generated format."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(len(HEADER))
+    size = path.stat().st_size
+    if head != HEADER:
+        raise ValueError(f"its first line is not the header {HEADER.decode().strip()!r}")
+    if (size - len(HEADER)) % ROW_BYTES:
+        raise ValueError(f"its size {size} is not the header plus whole {ROW_BYTES}-byte rows")
+    return (size - len(HEADER)) // ROW_BYTES
+
+
+def input_segments(data_dir, item):
+    """Work one item of a given input file (never regenerated: it is the operator's data)."""
+    rel_path, start, stop = item
+    return segments(read_rows(Path(data_dir) / rel_path, int(start), int(stop)))
+
+
 def row_ranges(rows, chunk_rows):
     """``(start, stop)`` ranges of ``chunk_rows`` rows; each after the first also takes the
     row before it, so the segment across a chunk border is computed."""
