@@ -1,8 +1,12 @@
-"""Switchyard workbench entrypoint: registers the pages, nothing else."""
+"""Switchyard workbench entrypoint: registers the pages and keeps the scheduler running
+when schedules exist; nothing else."""
 
 import streamlit as st
 
+from switchyard.ui.schedules import keep_scheduler_running
+
 st.set_page_config(page_title="Switchyard", page_icon=":material/train:", layout="wide")
+keep_scheduler_running()
 
 pages = [
     st.Page("pages/orchestrate.py", title="Orchestrate", icon=":material/play_circle:", default=True),

@@ -1,13 +1,25 @@
-"""Orchestrations page: every run with its status and progress, one run's detail and its lifecycle.
+"""Orchestrations page: runs with their lifecycle, schedules, backfills and alerts.
 
-Thin: the widgets are in switchyard.ui.orchestrations, the logic in switchyard.runs.control.
+Thin: the widgets are in switchyard.ui (orchestrations, schedules, backfill, alerts), the
+logic in switchyard.runs.control, switchyard.schedule and switchyard.alerts.
 """
 
 import streamlit as st
 
+from switchyard.ui.alerts import render_alerts_section
+from switchyard.ui.backfill import render_backfill_section
 from switchyard.ui.common import app_picker
 from switchyard.ui.orchestrations import page
+from switchyard.ui.schedules import render_schedules_section
 
-app_picker()
+env = app_picker()
 st.title("Orchestrations")
-page()
+runs, schedules, backfill, alerts = st.tabs(["Runs", "Schedules", "Backfill", "Alerts"])
+with runs:
+    page()
+with schedules:
+    render_schedules_section(env)
+with backfill:
+    render_backfill_section()
+with alerts:
+    render_alerts_section()

@@ -209,9 +209,13 @@ def _choose_plan(ctx: Context, partitions: list, on_line: Line):
 
 def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
               workers: dict[str, int] | None = None, on_line: Line | None = None,
-              max_attempts: int = 3, max_inflight: int | None = None,
+              max_attempts: int = 3, max_inflight: int | None = None, origin: dict | None = None,
               **args: Any) -> tuple[str, subprocess.Popen | None]:
     """Validate, install if needed, plan, record the orchestration and start its driver process.
+
+    ``origin`` says what launched the run when it was not an operator (e.g.
+    ``{"by": "schedule", "schedule": "s-1a2b", "trigger": 7}``); it is kept in the
+    orchestration's options as ``origin``.
 
     The driver process is returned, or None when every slot is taken: the orchestration
     then waits as ``pending`` and the queue starts it when a running one ends.
@@ -267,7 +271,8 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
         batches=[{"name": p.name, "weight": p.weight, "items": len(p.items), "planned_worker": slot_of[by_name[p.name]]}
                  for p in partitions],
         options={"apps_dir": str(app_env.apps_path), "pool_size": pool_size, "cluster": cluster,
-                 "max_attempts": max_attempts, "max_inflight": job.max_inflight},
+                 "max_attempts": max_attempts, "max_inflight": job.max_inflight,
+                 **({"origin": dict(origin)} if origin else {})},
         attempts_limit=max_attempts,
     )
     proc = launcher.pump(store).get(oid)

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 # defaults carry func=<callable(ns) -> int>.
 COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switchyard.commands.cluster",
                                     "switchyard.commands.metrics", "switchyard.commands.pipeline",
-                                    "switchyard.commands.serve")
+                                    "switchyard.commands.serve", "switchyard.commands.schedule",
+                                    "switchyard.commands.alerts", "switchyard.commands.backfill")
 
 
 def _command_modules():

@@ -174,3 +174,16 @@ class HostError(ClusterError):
         if fix:
             msg += f": {fix}"
         super().__init__(msg)
+
+
+class ScheduleError(SwitchyardError):
+    """A schedule, trigger or backfill request is invalid (bad cron expression, time zone,
+    interval, policy, key or range) or names a schedule that does not exist."""
+
+    category = "schedule"
+
+
+class AlertError(SwitchyardError):
+    """The alert settings are invalid, or a channel could not deliver an alert."""
+
+    category = "alerts"

@@ -66,6 +66,9 @@ class Workbench:
         raise RuntimeError(f"streamlit did not start: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
+        # the workbench starts a scheduler when schedules exist: it must not outlive the test
+        subprocess.run([sys.executable, "-m", "switchyard.cli", "scheduler", "stop"], env=self.env,
+                       capture_output=True, timeout=60)
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:

@@ -46,7 +46,7 @@ def step_python(app_env: AppEnv, p: Pipeline) -> str:
 
 def create_run(app_env: AppEnv, pipeline: Pipeline | None = None, *, only: str | None = None,
                allow_stale: bool = False, scheduler: str | None = None,
-               store: RunStore | None = None) -> str:
+               store: RunStore | None = None, origin: dict | None = None) -> str:
     """Validate the pipeline and record a pending run of it (no driver started); return its id.
 
     Raises:
@@ -79,6 +79,7 @@ def create_run(app_env: AppEnv, pipeline: Pipeline | None = None, *, only: str |
         options={"driver": DRIVER_MODULE, "apps_dir": str(app_env.apps_path), "scheduler": scheduler,
                  "python": step_python(app_env, p), "workflow_id": workflow_id(app_env.app, p), "only": only,
                  "allow_stale": allow_stale, "stale": stale,
+                 **({"origin": dict(origin)} if origin else {}),
                  "step_env": {k: v for k, v in worker_environ(app_env, False).items()
                               if k.startswith("SWITCHYARD_")}},
         attempts_limit=max(s.retries for s in chosen) + 1,
@@ -87,16 +88,20 @@ def create_run(app_env: AppEnv, pipeline: Pipeline | None = None, *, only: str |
 
 
 def start_run(app_env: AppEnv, *, only: str | None = None, allow_stale: bool = False,
-              scheduler: str | None = None, on_line: Callable[[str], None] | None = None) -> str:
+              scheduler: str | None = None, on_line: Callable[[str], None] | None = None,
+              origin: dict | None = None) -> str:
     """Record a run of the app's pipeline and hand it to the queue, which starts its driver
-    (``python -m switchyard.pipeline.driver``) in the app's worker environment; return its id."""
+    (``python -m switchyard.pipeline.driver``) in the app's worker environment; return its id.
+
+    ``origin`` (what launched it, e.g. a schedule) is kept in the run's options."""
     from switchyard.agi import ensure_env
     from switchyard.runs import launcher
 
     say = on_line or (lambda line: None)
     ensure_env(app_env, False, say)  # the queue starts drivers with the app's env python
     store = open_store(app_env)
-    oid = create_run(app_env, only=only, allow_stale=allow_stale, scheduler=scheduler, store=store)
+    oid = create_run(app_env, only=only, allow_stale=allow_stale, scheduler=scheduler, store=store,
+                     origin=origin)
     proc = launcher.pump(store).get(oid)
     if proc is not None:
         say(f"pipeline run {oid} started: driver pid {proc.pid}")

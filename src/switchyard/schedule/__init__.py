@@ -1,0 +1,1 @@
+"""Schedules, file triggers and backfills: deciding when runs happen."""
