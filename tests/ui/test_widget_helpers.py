@@ -74,6 +74,10 @@ def test_json_fields_are_decoded_or_flagged():
 def test_only_changed_keys_are_written():
     assert args_form.changed({"n": 3, "name": "x"}, {"n": 3, "name": "y", "fast": False}) == {
         "name": "y", "fast": False}
+    # an arg left out of [args] stays out while the form shows its default
+    defaults = {"fast": False, "tags": []}
+    assert args_form.changed({"n": 3}, {"n": 3, "fast": False, "tags": []}, defaults) == {}
+    assert args_form.changed({"n": 3}, {"n": 3, "fast": True, "tags": []}, defaults) == {"fast": True}
 
 
 # -- plan editor --------------------------------------------------------------------------------

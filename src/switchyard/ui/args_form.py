@@ -99,9 +99,17 @@ def parse_json_fields(model: type[BaseModel], raw: dict[str, Any]) -> tuple[dict
     return out, errors
 
 
-def changed(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``new`` whose value differs from ``current`` (or is missing there)."""
-    return {k: v for k, v in new.items() if k not in current or current[k] != v}
+def changed(current: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keys of ``new`` whose value differs from ``current``; a key missing there counts as
+    changed unless its value is its default in ``defaults`` (an arg left out of [args] stays out)."""
+    defaults = defaults or {}
+    return {k: v for k, v in new.items()
+            if (current[k] != v if k in current else (k not in defaults or defaults[k] != v))}
+
+
+def model_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    return {n: f.get_default(call_default_factory=True) for n, f in model.model_fields.items()
+            if not f.is_required()}
 
 
 def _initial(field: Any, current: dict[str, Any], name: str) -> Any:
@@ -194,7 +202,7 @@ def render(app_env: AppEnv, app_cls: type, settings: AppSettings) -> None:
         values = generated_form(model, current, key=f"args-form-{v}")
     saved_key = f"args-saved-{app_env.app}"
     if values is not None:
-        diff = changed(current, values)
+        diff = changed(current, values, model_defaults(model))
         try:
             if diff:
                 update_args(settings.path, diff)
