@@ -39,6 +39,10 @@ def walk_through(workbench, page):
     book = Book(store)
     [schedule] = book.list()
     assert schedule.when.every == 60 and schedule.app == "flight" and not schedule.paused
+    # the page starts the scheduler in the same script run, just after showing "added"
+    deadline = time.monotonic() + 30
+    while book.lease() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert book.lease() is not None, "the workbench starts the scheduler once a schedule exists"
 
     # The next fire is at most a minute away; the line updates by itself (a 2 s fragment).

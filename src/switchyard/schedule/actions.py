@@ -15,17 +15,9 @@ from typing import Any
 
 from switchyard.app import AppEnv, data_dir
 from switchyard.exceptions import ScheduleError
-from switchyard.runs.store import RunStore
-from switchyard.schedule.book import Book
+from switchyard.schedule.book import open_book
 from switchyard.schedule.model import INBOX, Schedule, Watch, new_schedule
 from switchyard.schedule import watch as watching
-
-
-def open_book(home: Path | str | None = None) -> Book:
-    from switchyard import workspace
-
-    home = Path(home) if home is not None else workspace.home()
-    return Book(RunStore(home / "switchyard.db"))
 
 
 def inbox(app_env: AppEnv) -> Path:

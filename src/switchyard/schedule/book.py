@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from switchyard.exceptions import NotFound
@@ -217,6 +217,17 @@ class Book:
         return dict(rows[0])
 
 
-def describe_time(t: float | None) -> str:
-    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+_books: dict[str, Book] = {}
+
+
+def open_book(home: Path | str | None = None) -> Book:
+    """The schedules of a workspace's store: one store connection and one schema check per
+    process, however often the page's 2 s refresh or the CLI asks."""
+    from switchyard import workspace
+
+    path = str((Path(home) if home is not None else workspace.home()).resolve() / "switchyard.db")
+    book = _books.get(path)
+    if book is None:
+        book = _books[path] = Book(RunStore(path))
+    return book
 

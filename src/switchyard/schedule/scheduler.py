@@ -24,7 +24,7 @@ from typing import Any, Callable
 from switchyard.exceptions import InvalidTransition, ScheduleError, SwitchyardError
 from switchyard.runs.store import RunStore
 from switchyard.schedule import watch as watching
-from switchyard.schedule.book import Book
+from switchyard.schedule.book import Book, open_book
 from switchyard.schedule.condition import evaluate
 from switchyard.schedule.model import Schedule
 from switchyard.schedule.timing import decide_overlap, plan_fires
@@ -269,7 +269,7 @@ def start_detached(home: Path | str, apps_dir: Path | str | None = None, wait: f
 
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    book = Book(RunStore(home / "switchyard.db"))
+    book = open_book(home)
     running = book.lease()
     if running:
         return running
@@ -296,7 +296,7 @@ def stop_running(home: Path | str, wait: float = 15.0) -> dict | None:
     lease, or None when none ran."""
     import psutil
 
-    book = Book(RunStore(Path(home) / "switchyard.db"))
+    book = open_book(home)
     lease = book.lease()
     if not lease:
         return None
@@ -321,7 +321,7 @@ def ensure_running(home: Path | str, apps_dir: Path | str | None = None) -> dict
     home = Path(home)
     if not (home / "switchyard.db").exists():
         return None
-    book = Book(RunStore(home / "switchyard.db"))
+    book = open_book(home)
     if not book.count():
         return book.lease()
     return book.lease() or start_detached(home, apps_dir)
