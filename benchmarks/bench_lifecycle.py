@@ -69,7 +69,7 @@ def store_overhead(n: int, group: int, fsync: bool = False) -> dict:
 def pause_latency(repeat: int, samples: int) -> list[dict]:
     from _common import scratch
 
-    from switchyard.agi import start_run
+    from switchyard.runs.submit import start_run
     from switchyard.runs import control
 
     app_env, root = scratch("montecarlo")

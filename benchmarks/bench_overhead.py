@@ -29,7 +29,7 @@ def main() -> None:
     ns = ap.parse_args()
     from distributed import Client
 
-    from switchyard.agi import run_sync
+    from switchyard.runs.submit import run_sync
     from switchyard.cluster.env import env_python, worker_environ
     from switchyard.cluster.local import LocalCluster
 

@@ -19,7 +19,7 @@ from _common import quiet, scratch  # noqa: E402
 
 
 def execution(app_env, mode: int, workers: dict, **args) -> float:
-    from switchyard.agi import run_sync
+    from switchyard.runs.submit import run_sync
 
     res = run_sync(app_env, mode=mode, workers=workers, on_line=quiet, **args)
     assert res.status == "completed", res

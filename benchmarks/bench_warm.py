@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--ssh", action="store_true", help="workers on 127.0.0.2 and 127.0.0.3 over a real sshd")
     ns = ap.parse_args()
-    from switchyard.agi import install_sync, run_sync
+    from switchyard.runs.install import install_sync
+    from switchyard.runs.submit import run_sync
     from switchyard.cluster import warm
 
     app_env, root = scratch("flight")

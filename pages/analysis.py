@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from switchyard.agi import benchmark_path
+from switchyard.runs.bench import benchmark_path
 from switchyard.analysis import prefs as aprefs
 from switchyard.analysis.runs import runs_table
 from switchyard.analysis.views import views_for

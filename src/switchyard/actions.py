@@ -95,18 +95,18 @@ class Action:
 
     def call(self, on_line: Line | None = None) -> Any:
         """Run the call in this thread: the synchronous twin of ``AGI.<name>`` with the same arguments."""
-        from switchyard import agi
+        from switchyard.runs import bench, install, submit
 
         kw = self.call_kwargs()
         if self.kind == "install":
-            return agi.install_sync(self.app_env, kw["modes_enabled"], kw["workers"], on_line)
+            return install.install_sync(self.app_env, kw["modes_enabled"], kw["workers"], on_line)
         if self.kind == "distrib":
-            return agi.get_distrib_sync(self.app_env, kw.pop("scheduler"), kw.pop("workers"), True, **kw)
+            return submit.get_distrib(self.app_env, kw.pop("scheduler"), kw.pop("workers"), True, **kw)
         if self.kind == "run":
-            return agi.run_sync(self.app_env, kw.pop("mode"), kw.pop("scheduler"), kw.pop("workers"),
-                                False, on_line, **kw)
-        return agi.benchmark_sync(self.app_env, kw.pop("modes_enabled"), kw.pop("scheduler"),
-                                  kw.pop("workers"), on_line, **kw)
+            return submit.run_sync(self.app_env, kw.pop("mode"), kw.pop("scheduler"), kw.pop("workers"),
+                                   False, on_line, **kw)
+        return bench.benchmark_sync(self.app_env, kw.pop("modes_enabled"), kw.pop("scheduler"),
+                                    kw.pop("workers"), on_line, **kw)
 
 
 def render_benchmark(app_env: AppEnv, modes_enabled: int, scheduler: str | None,

@@ -24,9 +24,12 @@ from switchyard import workspace
 from switchyard.exceptions import AppLoadError, AppNotFound, ArgsError
 
 # Keyword names of AGI.run / get_distrib: an app arg may not shadow them.
+# Every engine option of a run request is among them (tests/unit/test_request.py checks it).
 RESERVED_ARG_NAMES = frozenset(
     {"app_env", "mode", "scheduler", "workers", "detach", "on_line", "modes_enabled",
-     "benchmark", "plan", "verbose", "action", "capacities"}
+     "benchmark", "plan", "verbose", "action", "capacities", "request", "save", "force",
+     "max_attempts", "max_inflight", "origin", "options", "cluster", "pool_size", "note",
+     "workers_from", "plan_fingerprint", "apps_dir", "schema_version", "costs", "backups"}
 )
 
 

@@ -174,7 +174,8 @@ def cmd_install(ns: argparse.Namespace) -> int:
 
 
 def cmd_distrib(ns: argparse.Namespace) -> int:
-    from switchyard.agi import AGI, plan_path
+    from switchyard.agi import AGI
+    from switchyard.runs.submit import plan_path
 
     app_env = _app_env(ns)
     plan = asyncio.run(AGI.get_distrib(app_env, scheduler=ns.scheduler, workers=ns.workers, **dict(ns.arg)))
@@ -183,7 +184,7 @@ def cmd_distrib(ns: argparse.Namespace) -> int:
     loads = ", ".join(f"{k} {v:.1f}%" for k, v in plan.load_percent().items())
     _emit(ns, summary, f"{summary['partitions']} partitions over {summary['workers']} workers: makespan "
                        f"{plan.makespan:.4g} (lower bound {plan.lower_bound:.4g}); loads {loads}; saved to "
-                       f"{summary['path']}")
+                       f"{summary['path']}" + (f"\nnote: {plan.note}" if plan.note else ""))
     return 0
 
 
@@ -199,7 +200,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
-    from switchyard.agi import AGI, benchmark_path
+    from switchyard.agi import AGI
+    from switchyard.runs.bench import benchmark_path
 
     app_env = _app_env(ns)
     doc = asyncio.run(AGI.benchmark(app_env, modes_enabled=ns.mode, scheduler=ns.scheduler,

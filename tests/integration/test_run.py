@@ -105,7 +105,7 @@ def test_distrib_json_and_saved_plan_is_used_by_run(run_home):
     assert {"makespan", "lower_bound", "workers"} <= set(plan)
     assert plan["makespan"] >= plan["lower_bound"] > 0
     # move every partition to worker 1 by editing the saved plan through the library
-    from switchyard.agi import plan_path, save_plan, saved_plan
+    from switchyard.runs.submit import plan_path, save_plan, saved_plan
     from switchyard.plan import reassign
 
     app_env = AppEnv("flight", apps_dir=apps, workspace=home)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from switchyard.agi import AGI, install_sync
+from switchyard.agi import AGI
+from switchyard.runs.install import install_sync
 from switchyard.app import AppEnv
 from switchyard.cluster import ssh, warm
 from switchyard.exceptions import ClusterError

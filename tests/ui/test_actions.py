@@ -51,9 +51,9 @@ def test_unknown_kind_is_refused():
 
 def test_distrib_call_runs_what_the_snippet_shows(flight):
     """The button's call returns the same plan the snippet's AGI.get_distrib would (and saves it)."""
-    from switchyard import agi
+    from switchyard.runs import submit
 
     update_args(flight.settings_path, {"files": 4, "rows_per_file": 50})
     plan = Action.from_settings("distrib", flight).call()
     assert plan.partition_count == 4
-    assert agi.saved_plan(flight).fingerprint == plan.fingerprint
+    assert submit.saved_plan(flight).fingerprint == plan.fingerprint

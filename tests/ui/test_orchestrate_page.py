@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import tomlkit
 
-from switchyard import agi, ui_jobs
+from switchyard import ui_jobs
+from switchyard.runs import bench, submit
 from switchyard.actions import snippet_call
 from switchyard.app import AppEnv
 from switchyard.runs.store import RunStore
@@ -151,20 +152,20 @@ def test_distribute_edit_save_and_reset_the_plan(flight):
     assert "Planned 8 partitions over 2 workers" in texts(at.success)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Partitions"] == "8" and metrics["Unsaved moves"] == "0"
-    plan = agi.saved_plan(flight)
+    plan = submit.saved_plan(flight)
     name, source = "flight_0003", plan.assignment()["flight_0003"]
     target = next(s.id for s in plan.slots if s.id != source)
     at.multiselect(key="plan-move-names-flight").set_value([name])
     at.selectbox(key="plan-move-target-flight").set_value(target)
     button(at, "Move").click().run()
     assert {m.label: m.value for m in at.metric}["Unsaved moves"] == "1"
-    assert agi.saved_plan(flight).assignment()[name] == source  # not saved yet
+    assert submit.saved_plan(flight).assignment()[name] == source  # not saved yet
     button(at, "Save plan").click().run()
-    saved = agi.saved_plan(flight)
+    saved = submit.saved_plan(flight)
     assert saved.edited and saved.assignment()[name] == target
     assert "Saved 1 move(s)" in texts(at.success)
     button(at, "Reset (re-plan)").click().run()
-    assert not agi.saved_plan(flight).edited
+    assert not submit.saved_plan(flight).edited
 
 
 def test_a_plan_for_other_args_says_run_will_replan(flight):
@@ -298,7 +299,7 @@ def test_load_data_without_a_run_says_run_first(flight):
 
 
 def test_benchmark_toggle_shows_its_snippet_and_the_results_with_the_fastest_mode(flight):
-    path = agi.benchmark_path(flight)
+    path = bench.benchmark_path(flight)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"app": "flight", "args": {}, "workers": {"127.0.0.1": 2}, "created_at": 1e9,
                                 "fastest": 4, "results": [

@@ -17,10 +17,10 @@ import pytest
 
 from switchyard.app import Partition
 from switchyard.exceptions import InvalidTransition
-from switchyard.runs.driver import Driver, Job, backoff, checkpoint_path
+from switchyard.runs.driver import Driver, backoff, checkpoint_path
+from switchyard.runs.request import RunRequest
 from switchyard.runs.state import BatchStatus, Status
 from switchyard.runs.store import RunStore
-from switchyard.runs.task import BatchSpec
 
 FLAKY = '''
 import json
@@ -71,7 +71,7 @@ class Bench:
         self.app_dir = root / "apps" / "flaky"
         (self.app_dir / "flaky").mkdir(parents=True)
         (self.app_dir / "flaky" / "__init__.py").write_text(textwrap.dedent(FLAKY))
-        self.data = root / "data"
+        self.data = root / "home" / "data" / "flaky"  # the app's data folder in the workspace
         self.store = RunStore(root / "home" / "switchyard.db")
 
     def create(self, max_attempts: int = 2, max_inflight: int = 0, **args) -> str:
@@ -80,15 +80,14 @@ class Bench:
         oid = self.store.new_id()
         run_dir = self.root / "home" / "runs" / oid
         run_dir.mkdir(parents=True)
-        Job(spec=BatchSpec(app="flaky", app_dir=str(self.app_dir), args=args, data_dir=str(self.data)),
-            partitions=parts, slot_of=["driver"] * len(parts), slot_names=["driver"],
-            workers={"127.0.0.1": 1}, scheduler="127.0.0.1:0", cluster="none", mode=0,
-            max_attempts=max_attempts, backoff_base=0.05, backoff_cap=0.1,
-            max_inflight=max_inflight).save(run_dir)
+        request = RunRequest(app="flaky", apps_dir=str(self.app_dir.parent), mode=0, scheduler="127.0.0.1:0",
+                             workers={"127.0.0.1": 1}, args=args, cluster="none", max_attempts=max_attempts,
+                             max_inflight=max_inflight, options={"backoff_base": 0.05, "backoff_cap": 0.1})
         return self.store.create_orchestration(
             oid=oid, kind="app", app="flaky", mode=0, args=args, workers={"127.0.0.1": 1},
-            scheduler=None, plan_fingerprint=None, run_dir=run_dir,
-            batches=[{"name": p.name, "items": 1, "planned_worker": "driver"} for p in parts],
+            scheduler=None, plan_fingerprint=None, run_dir=run_dir, request=request.to_dict(),
+            batches=[{"name": p.name, "items": 1, "planned_worker": "driver", "payload": pickle.dumps(p.items)}
+                     for p in parts],
             options={"apps_dir": str(self.app_dir.parent)}, attempts_limit=max_attempts)
 
     def drive(self, oid: str) -> Status:

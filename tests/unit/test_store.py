@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from switchyard.exceptions import InvalidTransition, LeaseHeld, NotFound, StoreError
 from switchyard.runs.state import COMMANDS, EVENTS, TRANSITIONS, BatchStatus, Status
+import switchyard.runs.store as store_module
 from switchyard.runs.store import SCHEMA_VERSION, Batch, Orchestration, RunStore
 
 T0 = 1_800_000_000.0  # injected clock: tests never sleep
@@ -65,12 +66,12 @@ def test_default_path_is_in_the_workspace(tmp_path, monkeypatch):
 def test_pragmas_and_schema_version(store):
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     conn.close()
     c = store._connection()
     assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    assert store.schema_version() == SCHEMA_VERSION == 1
+    assert store.schema_version() == SCHEMA_VERSION == 2
 
 
 def test_initialize_schema_is_idempotent_and_keeps_data(store):
@@ -79,14 +80,39 @@ def test_initialize_schema_is_idempotent_and_keeps_data(store):
     with RunStore(store.path) as again:
         again.initialize_schema()
         assert again.get(oid).total_batches == 4
-        assert again.schema_version() == 1
+        assert again.schema_version() == 2
+
+
+def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    v1 = (store_module._SCHEMA.replace(",\n    request TEXT NOT NULL DEFAULT '{}'", "")
+          .replace("    payload BLOB,\n", ""))
+    for statement in v1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO orchestrations (id, kind, app, status, created_at) "
+                 "VALUES ('o1', 'app', 'flight', 'completed', 1.0)")
+    conn.commit()
+    assert "request" not in {r[1] for r in conn.execute("PRAGMA table_info(orchestrations)")}
+    conn.close()
+    with RunStore(path) as store:
+        assert store.schema_version() == 2
+        assert store.get("o1").status.value == "completed" and store.get("o1").request == {}
+        oid = store.create_orchestration(kind="app", app="a", mode=0, args={}, workers={}, scheduler=None,
+                                         plan_fingerprint=None, run_dir=None, request={"app": "a"},
+                                         batches=[{"name": "p", "payload": b"\x80items"}])
+        assert store.get(oid).request == {"app": "a"}
+        assert store.payloads(oid) == [(0, "p", 1.0, b"\x80items", None)]
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(store):
     with store.transaction() as c:
-        c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     store.close()
-    with pytest.raises(StoreError, match=r"schema version 2 is newer than this Switchyard's \(1\)"):
+    with pytest.raises(StoreError, match=r"schema version 3 is newer than this Switchyard's \(2\)"):
         RunStore(store.path)
 
 

@@ -532,13 +532,16 @@ def workers_of(address: str) -> dict[str, int]:
 
 
 def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cython: bool,
-                   on_line: Line) -> tuple[str, str, dict[str, int]]:
-    """Where a dask-mode run executes: ``(cluster, scheduler address, workers to plan on)``.
+                   on_line: Line, start: bool = True) -> tuple[str, str, dict[str, int], str]:
+    """Where a dask-mode run executes: ``(cluster, scheduler address, workers to plan on, origin)``.
 
     In order: the app's warm cluster when it is up; any scheduler answering at ``scheduler``
     (used as is, the plan made on the workers it has); a local cluster the driver starts when
-    every host is this machine; otherwise a cluster started now over SSH that stays up
-    (a cold start; it stops itself after 10 idle minutes).
+    every host is this machine; otherwise (with ``start``) a cluster started now over SSH that
+    stays up (a cold start; it stops itself after 10 idle minutes). ``origin`` says where the
+    workers come from: ``"warm cluster"``, ``"scheduler <address>"`` or ``"settings"``.
+    Without ``start`` (a preview) nothing is started: the plan is made on ``workers``, which
+    is what the cold start would start.
     """
     record = read_record(app_env)
     if record is not None and answers(record.address):
@@ -548,7 +551,7 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
             on_line(f"note: the warm cluster's workers run with cython={record.cython} "
                     f"(restart it with `switchyard cluster up {app_env.app}` to change that)")
         on_line(f"using the warm cluster of '{app_env.app}' at {record.address}")
-        return "existing", record.address, dict(record.wanted)
+        return "existing", record.address, dict(record.wanted), "warm cluster"
     if answers(scheduler):
         seen = workers_of(scheduler)
         on_line(f"using the running Dask scheduler at {scheduler} ({sum(seen.values())} workers)")
@@ -557,15 +560,19 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
                                "[cluster].scheduler at another cluster")
         names = {n for _, n in worker_names(workers)}
         joined = set(_joined_names(scheduler))
-        return "existing", scheduler, (dict(workers) if names == joined else seen)
+        if names == joined:
+            return "existing", scheduler, dict(workers), "settings"
+        return "existing", scheduler, seen, f"scheduler {scheduler}"
     if all(is_local_host(h) for h in workers):
-        return "local", scheduler, dict(workers)
+        return "local", scheduler, dict(workers), "settings"
+    if not start:
+        return "ssh", scheduler, dict(workers), "settings"
     remote_hosts = ", ".join(h for h in workers if not is_local_host(h))
     on_line(f"no cluster is up for hosts {remote_hosts}: starting one (cold start); it stays up for the next "
             f"runs and stops after 10 idle minutes, or with `switchyard cluster down {app_env.app}`")
     st = asyncio.run(up(app_env, workers=workers, scheduler=scheduler, cython=cython, idle_timeout=600,
                         on_line=on_line))
-    return "existing", st["address"], dict(workers)
+    return "existing", st["address"], dict(workers), "settings"
 
 
 # ----------------------------------------------------------------------------- sync faces

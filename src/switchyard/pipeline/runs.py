@@ -94,7 +94,7 @@ def start_run(app_env: AppEnv, *, only: str | None = None, allow_stale: bool = F
     (``python -m switchyard.pipeline.driver``) in the app's worker environment; return its id.
 
     ``origin`` (what launched it, e.g. a schedule) is kept in the run's options."""
-    from switchyard.agi import ensure_env
+    from switchyard.runs.submit import ensure_env
     from switchyard.runs import launcher
 
     say = on_line or (lambda line: None)

@@ -77,6 +77,10 @@ class WorkPlan:
     created_at: float
     edited: bool = False
     schema_version: int = SCHEMA_VERSION
+    # Where the planned workers came from ("settings", "warm cluster", "scheduler <address>")
+    # and the one line saying how they differ from [cluster].workers (None when they do not).
+    workers_from: str = "settings"
+    note: str | None = None
 
     # serialisation -----------------------------------------------------------
     def to_dict(self) -> dict:
@@ -89,6 +93,8 @@ class WorkPlan:
             "scheduler": self.scheduler,
             "created_at": self.created_at,
             "edited": self.edited,
+            "workers_from": self.workers_from,
+            "note": self.note,
             "slots": [s.to_dict() for s in self.slots],
         }
 
@@ -204,6 +210,8 @@ class WorkPlan:
             created_at=float(created_at),
             edited=edited,
             schema_version=version,
+            workers_from=str(d.get("workers_from") or "settings"),
+            note=d.get("note") if isinstance(d.get("note"), str) else None,
         )
 
     def to_json(self) -> str:
@@ -299,6 +307,9 @@ class WorkPlan:
             "ratio": span / bound if bound > 0 else 1.0,
             "loads": self.loads(),
             "edited": self.edited,
+            "slots": [s.id for s in self.slots],
+            "workers_from": self.workers_from,
+            "note": self.note,
         }
 
 
@@ -449,6 +460,8 @@ def reassign_many(plan: WorkPlan, moves: Mapping[str, str]) -> WorkPlan:
         created_at=plan.created_at,
         edited=True,
         schema_version=plan.schema_version,
+        workers_from=plan.workers_from,
+        note=plan.note,
     )
 
 

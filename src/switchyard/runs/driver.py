@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from switchyard.app import Partition, app_class_of
+from switchyard.app import Partition, app_class_of, data_dir
 from switchyard.exceptions import InvalidTransition, LeaseHeld
 from switchyard.logs import LineSink
 from switchyard.modes import Mode, mode_string
 from switchyard.runs import launcher
 from switchyard.runs.state import BatchStatus, Status
+from switchyard.runs.request import RunRequest, app_env_of
 from switchyard.runs.store import RunStore
 from switchyard.runs.task import BatchOutcome, BatchSpec
 from switchyard.workspace import atomic_write_bytes
@@ -47,12 +48,13 @@ STATUS_POLL = 0.2  # how often the driver reads the status the operator asked fo
 LEASE_TTL = 5.0  # a driver silent this long is declared gone by the sweep
 OBSERVE_INTERVAL = 1.0  # how often executing batches are looked up (to show them running)
 PAUSE_DRAIN_TIMEOUT = 600.0
-JOB_FILE = "job.pkl"
+JOB_FILE = "job.pkl"  # where the first engine kept a run's parameters (read for its old runs)
 
 
 @dataclass
 class Job:
-    """Everything the driver needs besides the store row; written by AGI.run to runs/<id>/job.pkl."""
+    """What the driver executes, read back from the store: the run request, the batches'
+    partitions (their items are the batches' payloads) and each batch's planned worker."""
 
     spec: BatchSpec
     partitions: list[Partition]
@@ -69,13 +71,28 @@ class Job:
     plan_note: str = ""  # which plan this run uses, and why
     extra: dict = field(default_factory=dict)
 
-    def save(self, run_dir: Path) -> None:
-        atomic_write_bytes(run_dir / JOB_FILE, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
-
     @staticmethod
-    def load(run_dir: Path) -> "Job":
-        with open(run_dir / JOB_FILE, "rb") as f:
-            return pickle.load(f)
+    def from_store(store: RunStore, oid: str) -> "Job":
+        o = store.get(oid)
+        if not o.request:  # recorded by an engine before the run request (schema 1): its job file
+            with open(Path(o.run_dir) / JOB_FILE, "rb") as f:
+                return pickle.load(f)
+        req = RunRequest.from_dict(o.request)
+        rows = store.payloads(oid)
+        app_env = app_env_of(req, store.path.parent)
+        opts = dict(req.options)
+        return Job(
+            spec=BatchSpec(app=req.app, app_dir=str(app_env.app_dir), args=dict(req.args),
+                           data_dir=str(data_dir(app_env)), pool_size=req.pool_size),
+            partitions=[Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ())
+                        for _, name, weight, payload, _ in rows],
+            slot_of=[planned or "" for *_, planned in rows],
+            slot_names=[f"{host}-{i}" for host, n in (req.workers or {}).items() for i in range(n)],
+            workers=dict(req.workers or {}), scheduler=req.scheduler or "", cluster=req.cluster,
+            mode=int(req.mode or 0), max_attempts=req.max_attempts, max_inflight=req.max_inflight,
+            backoff_base=float(opts.get("backoff_base", 0.5)), backoff_cap=float(opts.get("backoff_cap", 30.0)),
+            plan_note=str(opts.get("plan_note") or ""),
+        )
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -262,7 +279,7 @@ class Driver(LeaseHolder):
                        "recorded as completed, not re-executed")
 
     def _execute(self) -> Status:
-        job = Job.load(self.run_dir)
+        job = Job.from_store(self.store, self.oid)
         t0 = time.time()
         killed = launcher.reap_cluster(self.run_dir)
         if killed:

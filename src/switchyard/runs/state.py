@@ -153,7 +153,7 @@ def allowed_events(status: Status | str) -> list[str]:
 
 # -- records -------------------------------------------------------------------------------
 
-_JSON_COLUMNS = ("args", "workers", "options")
+_JSON_COLUMNS = ("args", "workers", "options", "request")
 
 
 @dataclass
@@ -184,6 +184,7 @@ class Orchestration:
     total_batches: int = 0
     completed_batches: int = 0
     attempts_limit: int = 3
+    request: dict = field(default_factory=dict)  # the run request document (app runs)
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)

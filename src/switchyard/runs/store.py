@@ -28,7 +28,7 @@ from switchyard.exceptions import LeaseHeld, NotFound, StoreError
 from switchyard.runs.leases import Leases, _marks, _now
 from switchyard.runs.state import Batch, BatchStatus, Orchestration, Status, next_status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orchestrations (
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     seconds REAL,
     total_batches INTEGER NOT NULL DEFAULT 0,
     completed_batches INTEGER NOT NULL DEFAULT 0,
-    attempts_limit INTEGER NOT NULL DEFAULT 3
+    attempts_limit INTEGER NOT NULL DEFAULT 3,
+    request TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE INDEX IF NOT EXISTS orchestrations_by_created ON orchestrations (created_at);
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS batches (
     error TEXT,
     output_path TEXT,
     next_attempt_at REAL,
+    payload BLOB,
     PRIMARY KEY (orchestration_id, idx)
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches (orchestration_id, status);
@@ -86,6 +88,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, id);
 """
+
+# Columns added after schema version 1: (table, column, declaration), added by the migration.
+_ADDED_COLUMNS = (
+    ("orchestrations", "request", "TEXT NOT NULL DEFAULT '{}'"),  # v2: the run request (JSON)
+    ("batches", "payload", "BLOB"),  # v2: the partition's items (pickle), read by the driver
+)
+
+# Every batch column but the payload (read only by the driver, with :meth:`RunStore.payloads`).
+_BATCH_COLUMNS = ("orchestration_id, idx, name, weight, items, planned_worker, worker, status, attempts, "
+                  "started_at, ended_at, error, output_path, next_attempt_at")
 
 # Batches whose attempt counts when its result is recorded.
 _COUNTED = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.DEAD)
@@ -203,9 +215,14 @@ class RunStore(Leases):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         c.execute(statement)
-                if found is None:
+                for table, column, decl in _ADDED_COLUMNS:  # a store of an earlier version
+                    have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                if found != SCHEMA_VERSION:
                     c.execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         (str(SCHEMA_VERSION),),
                     )
         except sqlite3.DatabaseError as e:
@@ -262,12 +279,15 @@ class RunStore(Leases):
         attempts_limit: int = 3,
         oid: str | None = None,
         now: float | None = None,
+        request: dict | None = None,
     ) -> str:
         """Record a new orchestration (status ``pending``) and its batches; return its id.
 
         Each batch is a dict with ``name`` and optionally ``weight``, ``items`` (a count or
         the items themselves) and ``planned_worker``; its index is its position in the list.
         ``oid`` is an id drawn beforehand with :meth:`new_id` (e.g. to name the run folder).
+        A batch's ``payload`` (bytes: its pickled items) is kept for the driver to read back
+        with :meth:`payloads`; ``request`` is the run request document.
         """
         now = _now(now)
         if int(attempts_limit) < 1:
@@ -277,11 +297,11 @@ class RunStore(Leases):
             items = b.get("items", 0)
             items = items if isinstance(items, int) else len(items)
             rows.append((idx, str(b["name"]), float(b.get("weight", 1.0)), items,
-                         b.get("planned_worker")))
+                         b.get("planned_worker"), b.get("payload")))
         values = (
             kind, app, Status.PENDING.value, int(mode), _json(args), _json(workers), scheduler,
             plan_fingerprint, str(run_dir) if run_dir is not None else None, _json(options), now,
-            len(rows), int(attempts_limit),
+            len(rows), int(attempts_limit), _json(request),
         )
         given = oid
         with self.transaction() as c:
@@ -291,7 +311,7 @@ class RunStore(Leases):
                     c.execute(
                         "INSERT INTO orchestrations (id, kind, app, status, mode, args, workers, "
                         "scheduler, plan_fingerprint, run_dir, options, created_at, total_batches, "
-                        "attempts_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "attempts_limit, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (oid, *values),
                     )
                     break
@@ -302,8 +322,8 @@ class RunStore(Leases):
             else:
                 raise RuntimeError("could not draw a unique orchestration id")
             c.executemany(
-                "INSERT INTO batches (orchestration_id, idx, name, weight, items, planned_worker) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO batches (orchestration_id, idx, name, weight, items, planned_worker, "
+                "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(oid, *r) for r in rows],
             )
             self._event(c, oid, "created", f"{kind} of {app} with {len(rows)} batches", now)
@@ -361,14 +381,21 @@ class RunStore(Leases):
         self._require(oid)
         if status is None:
             rows = self._read(
-                "SELECT * FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,)
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,)
             )
         else:
             rows = self._read(
-                "SELECT * FROM batches WHERE orchestration_id = ? AND status = ? ORDER BY idx",
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE orchestration_id = ? AND status = ? ORDER BY idx",
                 (oid, BatchStatus(status).value),
             )
         return [Batch.from_row(r) for r in rows]
+
+    def payloads(self, oid: str) -> builtins.list[tuple[int, str, float, bytes | None, str | None]]:
+        """(idx, name, weight, payload, planned worker) of every batch of ``oid``, in index order."""
+        self._require(oid)
+        rows = self._read("SELECT idx, name, weight, payload, planned_worker FROM batches "
+                          "WHERE orchestration_id = ? ORDER BY idx", (oid,))
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def batch_counts(self, oid: str) -> dict[str, int]:
         """Number of batches per batch status (every status present, zeros included)."""
@@ -385,7 +412,7 @@ class RunStore(Leases):
         """Batches to submit: pending ones and failed ones whose next attempt is due."""
         self._require(oid)
         rows = self._read(
-            "SELECT * FROM batches WHERE orchestration_id = ? AND (status = 'pending' OR "
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE orchestration_id = ? AND (status = 'pending' OR "
             "(status = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?))) "
             "ORDER BY idx",
             (oid, _now(now)),

@@ -39,7 +39,7 @@ def add(app_env: AppEnv, *, every: float | None = None, cron: str | None = None,
     Raises:
         ScheduleError, ArgsError, AppNotFound, SettingsError: with a one-line message.
     """
-    from switchyard.agi import resolve
+    from switchyard.runs.request import resolve
 
     now = time.time() if now is None else float(now)
     ctx = resolve(app_env, mode=mode, args=args or {})

@@ -322,7 +322,7 @@ def _unfinished(store: RunStore, oids: Iterable[str]) -> dict[str, Status]:
 def _default_launch(app_env: AppEnv, key: str, mode: int | str | None, args: dict, workers: dict | None,
                     scheduler: str | None, say: Callable[[str], None]) -> Launch:
     def launch(value: Any, origin: dict) -> str:
-        from switchyard.agi import start_run
+        from switchyard.runs.submit import start_run
 
         oid, _ = start_run(app_env, mode=mode, scheduler=scheduler, workers=workers,
                            on_line=lambda line: say(f"  [{key}={label(value)}] {line}"),

@@ -207,7 +207,7 @@ def preflight(app_env: AppEnv, key: str, values: list[Any], concurrency: int, *,
         ScheduleError: bad ``concurrency``.
         SwitchyardError: whatever :func:`switchyard.agi.resolve` refuses (mode, workers, args).
     """
-    from switchyard.agi import resolve
+    from switchyard.runs.request import resolve
     from switchyard.modes import check_supported
 
     concurrency = check_concurrency(concurrency)

@@ -178,7 +178,7 @@ def launch_run(store: RunStore, s: Schedule, args: dict[str, Any], origin: dict[
         from switchyard.pipeline import runs as pipeline_runs
 
         return pipeline_runs.start_run(env, on_line=say, origin=origin)
-    from switchyard.agi import start_run
+    from switchyard.runs.submit import start_run
 
     oid, _proc = start_run(env, mode=s.mode, on_line=say, origin=origin, **args)
     return oid

@@ -84,7 +84,7 @@ def _takes_n_workers(client) -> bool:
 
 
 def _spec(app_env: AppEnv, args: dict[str, Any]):
-    from switchyard.agi import resolve
+    from switchyard.runs.request import resolve
     from switchyard.app import data_dir
     from switchyard.runs.task import BatchSpec
 

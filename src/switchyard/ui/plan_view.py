@@ -2,7 +2,7 @@
 
 Edits go to a *draft* kept in the session: the graph, the chart and the load table
 show the draft (makespan and per-worker load before saving); Save writes it with
-``agi.save_plan`` (RUN then uses it), Reset re-plans. The editor shows one filtered
+``submit.save_plan`` (RUN then uses it), Reset re-plans. The editor shows one filtered
 page of partitions at a time, and the graph is aggregated by ``plan_digraph``.
 """
 
@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from switchyard import agi
+from switchyard.runs import submit
 from switchyard.app import AppEnv
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import WorkPlan, plan_digraph, reassign_many
@@ -105,18 +105,18 @@ def load_chart(draft: WorkPlan, saved: WorkPlan) -> go.Figure:
 
 def cached_plan(app_env: AppEnv) -> WorkPlan | None:
     # Parsing a 1000-partition plan on every rerun is wasted work: keep it per file version.
-    key, stamp = f"plan-file-{app_env.app}", file_mtime(agi.plan_path(app_env))
+    key, stamp = f"plan-file-{app_env.app}", file_mtime(submit.plan_path(app_env))
     cached = st.session_state.get(key)
     if cached and cached[0] == stamp:
         return cached[1]
-    plan = agi.saved_plan(app_env)
+    plan = submit.saved_plan(app_env)
     st.session_state[key] = (stamp, plan)
     return plan
 
 
 def _draft(app_env: AppEnv, saved: WorkPlan) -> dict:
     key = f"plan-draft-{app_env.app}"
-    base = (saved.fingerprint, saved.created_at, file_mtime(agi.plan_path(app_env)))
+    base = (saved.fingerprint, saved.created_at, file_mtime(submit.plan_path(app_env)))
     state = st.session_state.get(key)
     if not state or state["base"] != base:
         state = {"base": base, "plan": saved, "version": (state or {}).get("version", 0) + 1}
@@ -194,7 +194,7 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
     if b1.button("Save plan", type="primary", disabled=not changes, key=f"plan-save-{app_env.app}"):
         try:
-            path = agi.save_plan(app_env, draft)
+            path = submit.save_plan(app_env, draft)
         except SwitchyardError as e:
             show_error(e)
             return

@@ -17,7 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from switchyard import agi, ui_jobs
+from switchyard import ui_jobs
+from switchyard.runs.bench import benchmark_path
 from switchyard.actions import Action
 from switchyard.app import AppEnv
 from switchyard.exceptions import SwitchyardError
@@ -102,7 +103,7 @@ def _progress(store: RunStore, orch: Orchestration) -> None:
 
 
 def benchmark_results(app_env: AppEnv) -> None:
-    path = agi.benchmark_path(app_env)
+    path = benchmark_path(app_env)
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -176,6 +177,6 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
             st.rerun()  # finished: refresh the page (Load data, benchmark results)
 
     live(panel, active=busy, every=RUN_POLL_SECONDS)
-    if bench or agi.benchmark_path(app_env).is_file():
+    if bench or benchmark_path(app_env).is_file():
         with st.expander("Benchmark results", expanded=bench):
             benchmark_results(app_env)

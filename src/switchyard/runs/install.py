@@ -1,0 +1,44 @@
+"""INSTALL: the app's worker environments, here and on every remote host of a request."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from switchyard.app import AppEnv
+from switchyard.exceptions import InstallError, ModeError
+from switchyard.modes import Mode, unsupported_reason
+from switchyard.runs.request import resolve
+
+Line = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, workers: dict[str, int] | None = None,
+                 on_line: Line | None = None, force: bool = False):
+    """Provision the worker environment of every host the app's workers (and scheduler) run on."""
+    from switchyard.cluster.env import install_local
+    from switchyard.cluster.local import is_local_host, split_address
+    from switchyard.cluster.warm import scheduler_runs_here
+
+    req = resolve(app_env, mode=modes_enabled, workers=workers).request
+    cython = bool(req.modes & Mode.CYTHON)
+    reason = unsupported_reason(req.modes & Mode.CYTHON)
+    if reason:
+        raise ModeError(reason)
+    scheduler_host = split_address(req.scheduler)[0]
+    hosts = list(req.workers) + ([] if scheduler_runs_here(scheduler_host) or scheduler_host in req.workers
+                                 else [scheduler_host])
+    if any(not is_local_host(h) for h in hosts):
+        # Remote hosts: the driver's env here and the workers' env on each host, over SSH.
+        from switchyard.cluster.remote import install_everywhere
+        from switchyard.settings import load_settings
+
+        return install_everywhere(app_env, load_settings(app_env.settings_path).cluster, hosts, cython=cython,
+                                  force=force, on_line=on_line or _print)
+    result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force)
+    if not result.ok:
+        raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
+    return result
