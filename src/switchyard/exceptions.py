@@ -187,3 +187,9 @@ class AlertError(SwitchyardError):
     """The alert settings are invalid, or a channel could not deliver an alert."""
 
     category = "alerts"
+
+
+class AnalysisError(SwitchyardError):
+    """A file that cannot be analysed, or a view choice that cannot be drawn."""
+
+    category = "analysis"

@@ -169,7 +169,7 @@ def write_export(app_env: AppEnv, columns: list[str], source: Path | str | None 
     frame.to_csv(buffer, index=False)
     path = workspace.atomic_write_text(export_path(app_env), buffer.getvalue())
     try:  # where the export came from; a missing sidecar never fails the export
-        from switchyard.analysis.lineage import write_export_lineage
+        from switchyard.lineage import write_export_lineage
 
         write_export_lineage(path, source, columns=chosen, store=store, run_id=oid, app=app_env.app)
     except Exception:

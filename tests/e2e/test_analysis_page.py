@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from switchyard.analysis.lineage import read_lineage, write_export_lineage
+from switchyard.lineage import read_lineage, write_export_lineage
 
 from .conftest import wait_for_app
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from switchyard.analysis import lineage
+from switchyard import lineage
 from switchyard.analysis.data import DEFAULT_SAMPLE_ROWS, AnalysisError
 from switchyard.analysis.prefs import load_prefs, save_prefs, save_view_choices
 from switchyard.app import Partition

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from switchyard import workspace
-from switchyard.exceptions import SwitchyardError
+from switchyard.exceptions import AnalysisError, SwitchyardError  # noqa: F401 (AnalysisError: re-exported)
 
 EXPORT_FILE = "export.csv"
 DEFAULT_SAMPLE_ROWS = 20_000
@@ -34,11 +34,6 @@ DELIMITERS = (",", ";", "\t", "|")
 CATEGORY_MAX_VALUES = 50
 KINDS = ("numeric", "datetime", "category", "text")
 
-
-class AnalysisError(SwitchyardError):
-    """A file that cannot be analysed, or a view choice that cannot be drawn."""
-
-    category = "analysis"
 
 
 @dataclass

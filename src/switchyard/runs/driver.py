@@ -369,7 +369,7 @@ class Driver(LeaseHolder):
     def _write_lineage(self, job: Job, output: Path) -> None:
         """Where the output came from, in a sidecar; never fails the run."""
         try:
-            from switchyard.analysis.lineage import inputs_from_items, write_run_lineage
+            from switchyard.lineage import inputs_from_items, write_run_lineage
 
             write_run_lineage(output, self.store.get(self.oid),
                               inputs=inputs_from_items(job.spec.data_dir, job.partitions))

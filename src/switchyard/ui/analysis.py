@@ -16,7 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from switchyard.analysis import data as adata
-from switchyard.analysis import lineage, prefs as aprefs, runs as aruns
+from switchyard import lineage
+from switchyard.analysis import prefs as aprefs, runs as aruns
 from switchyard.analysis.charts import lat_lon_columns
 from switchyard.analysis.views import Choice, View, ViewRegistry, ViewResult
 from switchyard.app import AppEnv

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from switchyard.analysis.data import AnalysisError
+from switchyard.exceptions import AnalysisError
 from switchyard.workspace import atomic_write_json
 
 SCHEMA = "switchyard.lineage.v1"
