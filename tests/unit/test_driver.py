@@ -241,8 +241,8 @@ def test_the_in_flight_cap_limits_what_is_submitted(bench):
 
     def watch():
         while "result" not in box:
-            if driver.executor is not None:
-                seen.append(len(driver.executor._keys))
+            if driver.source.executor is not None:
+                seen.append(len(driver.source.executor._keys))
             time.sleep(0.01)
 
     t, box = in_thread(driver.run)

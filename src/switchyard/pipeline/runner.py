@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from switchyard.pipeline.breaker import Breakers
 from switchyard.pipeline.model import Pipeline, Step
+from switchyard.runs.retry import backoff
 from switchyard.runs.state import BatchStatus, Status
 
 STOP_FILE = "stop"
@@ -106,11 +107,6 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return f": {lines[-1].strip()[:300]}" if lines else ""
-
-
-def backoff(attempt: int, base: float) -> float:
-    """Delay before the attempt after ``attempt`` (counting from 1): ``base * 2**(attempt-1)``."""
-    return base * (2 ** max(0, attempt - 1))
 
 
 class StepScheduler:

@@ -17,6 +17,17 @@ from typing import Any, Iterable
 from switchyard.exceptions import LeaseHeld
 from switchyard.runs.state import Status, next_status
 
+# The driver's side of the lease contract (every driver, app or pipeline, keeps it).
+HEARTBEAT_INTERVAL = 1.0  # lease renewal
+STATUS_POLL = 0.2  # how often the driver reads the status the operator asked for
+LEASE_TTL = 5.0  # a driver silent this long is declared gone by the sweep
+OBSERVE_INTERVAL = 1.0  # how often executing batches are looked up (to show them running)
+PAUSE_DRAIN_TIMEOUT = 600.0
+
+
+class DriverLost(Exception):
+    """This driver no longer owns the orchestration: stop without recording anything."""
+
 _ACTIVE = tuple(s.value for s in Status if s.is_active)
 
 

@@ -1,0 +1,426 @@
+"""The batch source of app runs: an app's partitions executed on Dask or in the driver.
+
+Submits batches to an executor (each to its planned worker slot), checkpoints each
+completed batch (pickle under ``runs/<id>/batches``, atomic rename) before
+recording it, retries failed batches with the one backoff policy
+(:func:`switchyard.runs.retry.backoff`), dead-letters those that exhaust their
+attempts, and finally reduces the checkpoints in partition order into the output.
+
+Pause: no new batch is submitted, queued ones are cancelled on the workers (they
+go back to pending), executing ones finish and checkpoint, then ``paused``.
+Cancel: queued batches are cancelled and the run waits until nothing of it
+executes any more, then ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from switchyard.app import Partition, app_class_of, data_dir
+from switchyard.modes import Mode, mode_string
+from switchyard.runs import launcher
+from switchyard.runs.leases import OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL
+from switchyard.runs.request import RunRequest, app_env_of
+from switchyard.runs.retry import backoff
+from switchyard.runs.state import BatchStatus, Status
+from switchyard.runs.store import RunStore
+from switchyard.runs.task import BatchOutcome, BatchSpec
+from switchyard.workspace import atomic_write_bytes
+
+JOB_FILE = "job.pkl"  # where the first engine kept a run's parameters (read for its old runs)
+
+
+@dataclass
+class Job:
+    """What the driver executes, read back from the store: the run request, the batches'
+    partitions (their items are the batches' payloads) and each batch's planned worker."""
+
+    spec: BatchSpec
+    partitions: list[Partition]
+    slot_of: list[str]  # planned worker slot per partition index
+    slot_names: list[str]
+    workers: dict[str, int]
+    scheduler: str
+    cluster: str  # "local": start one for this run; "existing": use the scheduler address as is
+    mode: int
+    max_attempts: int = 3
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_inflight: int = 0  # 0: no cap
+    plan_note: str = ""  # which plan this run uses, and why
+    extra: dict = field(default_factory=dict)
+
+    @staticmethod
+    def from_store(store: RunStore, oid: str) -> "Job":
+        o = store.get(oid)
+        if not o.request:  # recorded by an engine before the run request (schema 1): its job file
+            with open(Path(o.run_dir) / JOB_FILE, "rb") as f:
+                return pickle.load(f)
+        req = RunRequest.from_dict(o.request)
+        rows = store.payloads(oid)
+        app_env = app_env_of(req, store.path.parent)
+        opts = dict(req.options)
+        return Job(
+            spec=BatchSpec(app=req.app, app_dir=str(app_env.app_dir), args=dict(req.args),
+                           data_dir=str(data_dir(app_env)), pool_size=req.pool_size),
+            partitions=[Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ())
+                        for _, name, weight, payload, _ in rows],
+            slot_of=[planned or "" for *_, planned in rows],
+            slot_names=[f"{host}-{i}" for host, n in (req.workers or {}).items() for i in range(n)],
+            workers=dict(req.workers or {}), scheduler=req.scheduler or "", cluster=req.cluster,
+            mode=int(req.mode or 0), max_attempts=req.max_attempts, max_inflight=req.max_inflight,
+            backoff_base=float(opts.get("backoff_base", 0.5)), backoff_cap=float(opts.get("backoff_cap", 30.0)),
+            plan_note=str(opts.get("plan_note") or ""),
+        )
+
+
+def checkpoint_path(run_dir: Path, idx: int) -> Path:
+    return run_dir / "batches" / f"{idx:06d}.pkl"
+
+
+def write_checkpoint(path: Path, result: Any) -> None:
+    """Write a batch's result atomically (temp file + rename), without fsync.
+
+    A process crash never loses it (the page cache survives); a power loss may, like the
+    store's last commits (WAL, synchronous=NORMAL): a checkpoint that cannot be read back
+    at the end is not fatal, its batch runs again. An fsync per batch would cost
+    milliseconds on a busy disk, more than everything else the driver does per batch.
+    """
+    data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except FileNotFoundError:  # first checkpoint of the run: make the folder, then again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+class AppPartitions:
+    """The batches of an app run; :meth:`execute` drives them to an end status for ``driver``."""
+
+    kind = "app"
+
+    def __init__(self) -> None:
+        self.driver = None
+        self._token = secrets.token_hex(2)  # keeps this driver's task keys apart from a dead one's
+        self.cluster = None
+        self.executor = None
+        self._results: dict[int, Any] | None = None
+        self._total = 0
+
+    # what the source reads from its driver
+    store = property(lambda self: self.driver.store)
+    oid = property(lambda self: self.driver.oid)
+    owner = property(lambda self: self.driver.owner)
+    log = property(lambda self: self.driver.log)
+    run_dir = property(lambda self: self.driver.run_dir)
+    signalled = property(lambda self: self.driver.signalled)
+    lost = property(lambda self: self.driver.lost)
+
+    def _check(self) -> Status:
+        return self.driver.check()
+
+    def _finish(self, command: str, error: str | None = None) -> None:
+        self.driver.finish(command, error=error)
+
+    def execute(self, driver) -> Status:
+        self.driver = driver
+        return self._execute()
+
+    def close(self) -> None:
+        for closer in (self.executor, self.cluster):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception as e:
+                    self.log.write(f"driver: closing {type(closer).__name__}: {e}")
+        if self.cluster is not None:
+            launcher.forget_cluster(self.run_dir)
+
+    def _start_executor(self, job: Job) -> None:
+        from switchyard.runs.executors import DaskExecutor, LocalExecutor
+
+        if not job.mode & Mode.DASK:
+            self.executor = LocalExecutor()
+            return
+        address = job.scheduler
+        if job.cluster == "local":
+            from switchyard.cluster.local import LocalCluster
+
+            from switchyard.settings import split_address
+
+            self.log.write(f"driver: starting a local Dask cluster: {sum(job.workers.values())} workers")
+            # A free port, never the configured address: this cluster is the run's own, and a
+            # run started meanwhile must not take it for a shared scheduler (it ends with this run).
+            private = f"{split_address(job.scheduler)[0]}:0" if job.scheduler else None
+            self.cluster = LocalCluster(python=Path(sys.executable), workers=job.workers,
+                                        scheduler_address=private, env=dict(os.environ),
+                                        on_line=self.driver.cluster_line, preload=(job.spec.app,))
+            address = self.cluster.start()
+            launcher.record_cluster(self.run_dir, self.cluster.pids, address)
+        self.log.write(f"driver: connecting to the Dask scheduler at {address}")
+        self.executor = DaskExecutor(address, self.log.write, job.slot_names)
+
+    def _adopt_checkpoints(self, job: Job, todo: dict[int, float]) -> None:
+        """A batch checkpointed by a driver that died before recording it counts as done."""
+        found = [i for i in sorted(todo) if checkpoint_path(self.run_dir, i).is_file()]
+        if not found:
+            return
+        self.store.record_results(self.oid, owner=self.owner, results=[
+            {"idx": i, "status": BatchStatus.COMPLETED.value,
+             "output_path": str(checkpoint_path(self.run_dir, i)), "error": None} for i in found])
+        for i in found:
+            todo.pop(i)
+        self.log.write(f"driver: {len(found)} batches were checkpointed but not recorded: "
+                       "recorded as completed, not re-executed")
+
+    def _execute(self) -> Status:
+        job = Job.from_store(self.store, self.oid)
+        t0 = time.time()
+        killed = launcher.reap_cluster(self.run_dir)
+        if killed:
+            self.log.write(f"driver: stopped the cluster of a previous driver (pids {killed})")
+        self.log.write(f"driver: orchestration {self.oid}: app '{job.spec.app}', mode {job.mode} "
+                       f"({mode_string(job.mode)}), {len(job.partitions)} batches, pid {os.getpid()}")
+        if job.plan_note:
+            self.log.write(f"driver: {job.plan_note}")
+        self._start_executor(job)
+        setup_seconds = time.time() - t0
+        total = self._total = len(job.partitions)
+        batches = {b.idx: b for b in self.store.batches(self.oid)}
+        attempts = {i: b.attempts for i, b in batches.items()}
+        finished = (BatchStatus.COMPLETED, BatchStatus.SKIPPED)
+        todo = {i: 0.0 for i, b in batches.items() if b.status not in finished}
+        self._adopt_checkpoints(job, todo)
+        if total - len(todo):
+            self.log.write(f"driver: {total - len(todo)} batches already completed: not re-executed")
+        inflight: dict[Any, int] = {}
+        shown_running: set[int] = set()
+        dead: dict[int, str] = {}
+        cap = job.max_inflight or total or 1
+        holding = False  # pausing: queued batches were cancelled, executing ones finish
+        observed = time.monotonic()
+        t_exec = time.time()
+        while True:
+            if self.signalled:
+                return self._interrupt_by_signal(inflight)
+            status = self._check()
+            if status is Status.CANCELLING:
+                return self._cancel(inflight)
+            now = time.time()
+            if status is Status.PAUSING:
+                if not holding:
+                    holding = True
+                    self._hold(inflight, todo)
+                if not inflight and todo:  # (with nothing left to do, it completes instead)
+                    self._wait_workers_idle()
+                    self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
+                    self._finish("paused")
+                    return Status.PAUSED
+            else:
+                busy = set(inflight.values())
+                due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy]
+                room = cap - len(inflight)
+                for i in due[:max(0, room)]:
+                    key = f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}"
+                    fut = self.executor.submit(job.spec, i, job.partitions[i], job.slot_of[i], key=key)
+                    inflight[fut] = i
+            if not inflight and not todo:
+                if self._requeued(attempts, todo, dead) or (not dead and self._lost_outputs(todo)):
+                    continue
+                break
+            if not inflight:
+                time.sleep(min(STATUS_POLL, max(0.01, min(todo.values()) - time.time())))
+                continue
+            done = self.executor.wait(inflight, timeout=STATUS_POLL)
+            if time.monotonic() - observed >= OBSERVE_INTERVAL:
+                observed = time.monotonic()
+                self._show_running(inflight, shown_running, done)
+            if not done:
+                continue
+            records = []
+            for fut in done:
+                i = inflight.pop(fut)
+                shown_running.discard(i)
+                records.append(self._settle(job, i, fut, attempts, todo, dead))
+            self.store.record_results(self.oid, records, owner=self.owner)
+        exec_seconds = time.time() - t_exec
+        if dead:
+            first = dead[min(dead)]
+            msg = f"{len(dead)} of {total} batches failed after {job.max_attempts} attempts: {first}"
+            self.log.write(f"driver: {msg}")
+            self._finish("fail", error=msg)
+            return Status.FAILED
+        self._check()
+        output = self._reduce(job)
+        seconds = time.time() - t0
+        self.store.set_output(self.oid, str(output), seconds)
+        self._write_lineage(job, output)
+        self.log.write(f"driver: completed {total} batches in {seconds:.2f} s "
+                       f"(setup {setup_seconds:.2f} s, execution {exec_seconds:.2f} s); output {output}")
+        self._write_timing(setup_seconds, exec_seconds, seconds)
+        self._finish("complete")
+        return Status.COMPLETED
+
+    def _write_lineage(self, job: Job, output: Path) -> None:
+        """Where the output came from, in a sidecar; never fails the run."""
+        try:
+            from switchyard.lineage import inputs_from_items, write_run_lineage
+
+            write_run_lineage(output, self.store.get(self.oid),
+                              inputs=inputs_from_items(job.spec.data_dir, job.partitions))
+        except Exception as e:
+            self.log.write(f"driver: lineage not written: {type(e).__name__}: {e}")
+
+    def _show_running(self, inflight: dict, shown: set[int], done: list) -> None:
+        """Mark the batches that really execute as running (queued ones stay pending)."""
+        finished = set(done)
+        started = {inflight[f]: w for f, w in self.executor.running(list(inflight)).items()
+                   if f not in finished and inflight[f] not in shown}
+        if started:
+            self.store.batches_started(self.oid, list(started), started, owner=self.owner)
+            shown.update(started)
+
+    def _hold(self, inflight: dict, todo: dict) -> None:
+        """Pausing: cancel the batches that have not started; the executing ones finish."""
+        executing = self.executor.running(list(inflight))
+        queued = [f for f in inflight if f not in executing]
+        kept = set(self.executor.cancel(queued))  # those that started meanwhile
+        for f in queued:
+            if f not in kept:
+                todo[inflight.pop(f)] = 0.0
+        self.log.write(f"driver: pausing: {len(inflight)} executing batches finish first; "
+                       f"{len(queued) - len(kept)} queued batches stay pending")
+
+    def _wait_workers_idle(self) -> None:
+        """Wait until no worker still runs a cancelled batch of this orchestration (its thread
+        goes on until it returns), so ``paused`` means nothing of it executes."""
+        deadline = time.monotonic() + PAUSE_DRAIN_TIMEOUT
+        prefix = f"{self.oid}-"
+        while any(k.startswith(prefix) for k in self.executor.busy_keys()):
+            if time.monotonic() > deadline or self.lost:
+                self.log.write("driver: a cancelled batch still executes on a worker; pausing anyway")
+                return
+            time.sleep(0.1)
+
+    def _cancel(self, inflight: dict) -> Status:
+        self.executor.cancel(list(inflight))
+        now = time.time()
+        if inflight:
+            self.store.record_results(self.oid, owner=self.owner, results=[
+                {"idx": i, "status": BatchStatus.CANCELLED.value, "ended_at": now, "error": "cancelled"}
+                for i in inflight.values()])
+        self.log.write(f"driver: cancelled: {len(inflight)} in-flight batches cancelled, "
+                       "no further batch starts")
+        self._finish("cancelled")
+        return Status.CANCELLED
+
+    def _interrupt_by_signal(self, inflight: dict) -> Status:
+        self.executor.cancel(list(inflight))
+        msg = f"driver stopped by {self.signalled}: resume it to continue"
+        self.log.write(f"driver: {msg}")
+        self._finish("interrupt", error=msg)
+        return Status.INTERRUPTED
+
+    def _requeued(self, attempts: dict, todo: dict, dead: dict) -> bool:
+        """Pick up batches put back to pending while this driver ran (dead letters reprocessed)."""
+        again = self.store.pending_batches(self.oid)  # at the end, nothing else is pending
+        for b in again:
+            dead.pop(b.idx, None)
+            attempts[b.idx] = b.attempts
+            todo[b.idx] = 0.0
+        if again:
+            self.log.write(f"driver: {len(again)} batches were requeued meanwhile: running them")
+        return bool(again)
+
+    def _settle(self, job: Job, i: int, fut: Any, attempts: dict, todo: dict, dead: dict) -> dict:
+        name = job.partitions[i].name
+        try:
+            out: BatchOutcome = self.executor.outcome(fut)
+        except BaseException as e:  # the worker died, the task was cancelled, the cluster vanished
+            out = BatchOutcome(idx=i, result=None, error=f"{type(e).__name__}: {e}", traceback=None,
+                               worker="?", started_at=time.time(), ended_at=time.time(), output="")
+        for line in out.output.splitlines():
+            self.log.write(f"[{out.worker}] {line}")
+        attempts[i] += 1
+        rec = {"idx": i, "worker": out.worker, "started_at": out.started_at, "ended_at": out.ended_at,
+               "error": out.error, "output_path": None, "next_attempt_at": None}
+        if out.error is None:
+            path = checkpoint_path(self.run_dir, i)
+            write_checkpoint(path, out.result)
+            todo.pop(i, None)
+            rec.update(status=BatchStatus.COMPLETED.value, output_path=str(path))
+            self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} completed on {out.worker} "
+                           f"in {out.ended_at - out.started_at:.2f} s")
+            return rec
+        for line in (out.traceback or "").rstrip().splitlines():
+            self.log.write(f"[{out.worker}] {line}")
+        if attempts[i] < job.max_attempts:
+            delay = backoff(attempts[i], job.backoff_base, job.backoff_cap)
+            todo[i] = time.time() + delay
+            rec.update(status=BatchStatus.FAILED.value, next_attempt_at=todo[i])
+            self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} failed on {out.worker} "
+                           f"(attempt {attempts[i]}/{job.max_attempts}): {out.error}; retry in {delay:.1f} s")
+        else:
+            todo.pop(i, None)
+            dead[i] = f"{name}: {out.error}"
+            rec.update(status=BatchStatus.DEAD.value)
+            self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} failed for good after "
+                           f"{attempts[i]} attempts: {out.error}")
+        return rec
+
+    def _load_results(self, total: int) -> tuple[dict[int, Any], list[int]]:
+        results, bad = {}, []
+        for i in range(total):
+            try:
+                with open(checkpoint_path(self.run_dir, i), "rb") as f:
+                    results[i] = pickle.load(f)
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+                bad.append(i)
+        return results, bad
+
+    def _lost_outputs(self, todo: dict) -> bool:
+        """Before reducing: batches whose checkpoint cannot be read back run again."""
+        self._results, bad = self._load_results(self._total)
+        if not bad:
+            return False
+        reopened = self.store.reopen_batches(self.oid, bad, "checkpoint missing or unreadable",
+                                             owner=self.owner)
+        for i in reopened:
+            todo[i] = 0.0
+        self.log.write(f"driver: {len(reopened)} completed batches lost their checkpoint: running "
+                       f"them again ({', '.join(map(str, reopened[:10]))})")
+        return bool(reopened)
+
+    def _reduce(self, job: Job) -> Path:
+        if self._results is None or len(self._results) != len(job.partitions):
+            self._results, _ = self._load_results(len(job.partitions))
+        results = [self._results[i] for i in range(len(job.partitions))]
+        spec = job.spec
+        if spec.app_dir not in sys.path:
+            sys.path.insert(0, spec.app_dir)
+        cls = app_class_of(importlib.import_module(spec.app), spec.app, Path(spec.app_dir))
+        app = cls(cls.Args.model_validate(spec.args), Path(spec.data_dir))
+        out_dir = self.run_dir / "output"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.log.write(f"driver: reducing {len(results)} results")
+        return Path(app.reduce(results, out_dir))
+
+    def _write_timing(self, setup: float, execution: float, total: float) -> None:
+        atomic_write_bytes(self.run_dir / "timing.json", json.dumps(
+            {"setup_seconds": setup, "execution_seconds": execution, "seconds": total}).encode())
+
+
