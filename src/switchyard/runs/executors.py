@@ -62,6 +62,10 @@ class LocalExecutor:
         fut.add_done_callback(lambda f: self._keys.pop(f, None))
         return self._completions.watch(fut)
 
+    def submit_many(self, spec: BatchSpec, batches: list[tuple[int, Partition, str | None, str]]) -> list[Any]:
+        """Submit (idx, partition, slot, key) batches; their futures in the same order."""
+        return [self.submit(spec, idx, part, slot, key) for idx, part, slot, key in batches]
+
     def wait(self, futures: Container, timeout: float) -> list[Any]:
         """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
         return self._completions.wait(futures, timeout)
@@ -130,6 +134,23 @@ class DaskExecutor:
             run_batch, spec, idx, partition, key=key, pure=False,
             workers=[address] if address else None, allow_other_workers=True,
         ))
+
+    def submit_many(self, spec: BatchSpec, batches: list[tuple[int, Partition, str | None, str]]) -> list[Any]:
+        """Submit (idx, partition, slot, key) batches with one ``Client.map`` per planned worker
+        (one task each, no fusing); their futures in the same order."""
+        groups: dict[str | None, list[int]] = {}
+        for pos, (_, _, slot, _) in enumerate(batches):
+            groups.setdefault(self.slot_to_address.get(slot or ""), []).append(pos)
+        out: list[Any] = [None] * len(batches)
+        for address, positions in groups.items():
+            chosen = [batches[p] for p in positions]
+            futs = self.client.map(
+                run_batch, [spec] * len(chosen), [b[0] for b in chosen], [b[1] for b in chosen],
+                key=[b[3] for b in chosen], pure=False, workers=[address] if address else None,
+                allow_other_workers=bool(address))
+            for p, fut in zip(positions, futs):
+                out[p] = self._completions.watch(fut)
+        return out
 
     def wait(self, futures: Container, timeout: float) -> list[Any]:
         """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""

@@ -231,13 +231,16 @@ class AppPartitions:
                     self._finish("paused")
                     return Status.PAUSED
             else:
-                busy = set(inflight.values())
-                due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy]
                 room = cap - len(inflight)
-                for i in due[:max(0, room)]:
-                    key = f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}"
-                    fut = self.executor.submit(job.spec, i, job.partitions[i], job.slot_of[i], key=key)
-                    inflight[fut] = i
+                if room > 0 and len(todo) > len(inflight):  # some batch waits (cheap test first)
+                    busy = set(inflight.values())
+                    due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy][:room]
+                    if due:
+                        # One message per worker slot for all due batches, not one per batch.
+                        futs = self.executor.submit_many(job.spec, [
+                            (i, job.partitions[i], job.slot_of[i], f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}")
+                            for i in due])
+                        inflight.update(zip(futs, due))
             if not inflight and not todo:
                 if self._requeued(attempts, todo, dead) or (not dead and self._lost_outputs(todo)):
                     continue
