@@ -22,6 +22,23 @@ class Mode(IntFlag):
     DASK = 4
     RAPIDS = 8
 
+    # What a mode means, asked by name rather than by bit tests spread around.
+    @property
+    def uses_pool(self) -> bool:
+        return bool(self & Mode.POOL)
+
+    @property
+    def uses_cython(self) -> bool:
+        return bool(self & Mode.CYTHON)
+
+    @property
+    def uses_dask(self) -> bool:
+        return bool(self & Mode.DASK)
+
+    @property
+    def uses_rapids(self) -> bool:
+        return bool(self & Mode.RAPIDS)
+
 
 LETTERS = "rdcp"  # high bit first
 ALL_MODES = range(16)

@@ -24,7 +24,7 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
     from switchyard.cluster.warm import scheduler_runs_here
 
     req = resolve(app_env, mode=modes_enabled, workers=workers).request
-    cython = bool(req.modes & Mode.CYTHON)
+    cython = req.modes.uses_cython
     reason = unsupported_reason(req.modes & Mode.CYTHON)
     if reason:
         raise ModeError(reason)

@@ -153,7 +153,7 @@ class AppPartitions:
     def _start_executor(self, job: Job) -> None:
         from switchyard.runs.executors import DaskExecutor, LocalExecutor
 
-        if not job.mode & Mode.DASK:
+        if not Mode(job.mode).uses_dask:
             self.executor = LocalExecutor()
             return
         address = job.scheduler

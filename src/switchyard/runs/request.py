@@ -149,7 +149,7 @@ def resolve(app_env: AppEnv, *, mode: int | str | None = None, scheduler: str | 
         scheduler=check_scheduler(settings.cluster.scheduler if scheduler is None else scheduler),
         workers=check_workers(settings.cluster.workers if workers is None else workers),
         args=model.model_dump(mode="json"),
-        pool_size=settings.cluster.pool_size if m & Mode.POOL else 0,
+        pool_size=settings.cluster.pool_size if m.uses_pool else 0,
         max_attempts=max_attempts, max_inflight=max(0, int(max_inflight)),
         origin=dict(origin) if origin else None, options=dict(options or {}),
     )
@@ -160,13 +160,13 @@ def resolve(app_env: AppEnv, *, mode: int | str | None = None, scheduler: str | 
 
 def placed(app_env: AppEnv, request: RunRequest, *, start_cluster: bool, on_line: Line | None = None) -> RunRequest:
     """The request with its cluster chosen: where a dask-mode run executes, and on which workers."""
-    if not request.modes & Mode.DASK:
+    if not request.modes.uses_dask:
         return request.with_(cluster="none")
     from switchyard.cluster.warm import choose_cluster
 
     lines: list[str] = []
     kind, address, workers, origin = choose_cluster(
-        app_env, request.scheduler, dict(request.workers), bool(request.modes & Mode.CYTHON),
+        app_env, request.scheduler, dict(request.workers), request.modes.uses_cython,
         lines.append if on_line is None else (lambda line: (lines.append(line), on_line(line))),
         start=start_cluster)
     note = None

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from switchyard.app import AppEnv
 from switchyard.exceptions import InstallError, InvalidTransition
-from switchyard.modes import Mode, check_supported, mode_string
+from switchyard.modes import check_supported, mode_string
 from switchyard.runs.request import Resolved, RunRequest, resolve
 
 Line = Callable[[str], None]
@@ -177,7 +177,7 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
                   options=dict(request.options) if request is not None else None)
     check_supported(res.mode)
     res.request = _place(app_env, res.request, on_line)
-    installed = ensure_env(app_env, bool(res.mode & Mode.CYTHON), on_line)
+    installed = ensure_env(app_env, res.mode.uses_cython, on_line)
     app = res.new_app()
     app.prepare()
     partitions = app.partitions()
