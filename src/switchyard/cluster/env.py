@@ -165,8 +165,34 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+_versions_seen: tuple[tuple, dict[str, str]] | None = None
+
+
 def installed_versions() -> dict[str, str]:
-    """Canonical name -> version of every distribution in the running interpreter."""
+    """Canonical name -> version of every distribution in the running interpreter.
+
+    Reading every distribution's metadata costs tens of milliseconds; the answer is kept
+    while no folder of ``sys.path`` changed (installing or removing a distribution adds or
+    removes its ``.dist-info`` folder, which changes the folder's mtime), so the check
+    before each run costs a few ``stat`` calls.
+    """
+    global _versions_seen
+    key = tuple((p, _mtime_ns(p)) for p in sys.path if p)
+    if _versions_seen is not None and _versions_seen[0] == key:
+        return dict(_versions_seen[1])
+    versions = _scan_versions()
+    _versions_seen = (key, versions)
+    return dict(versions)
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _scan_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"]
