@@ -105,13 +105,25 @@ def _executing_keys(dask_worker) -> list[str]:
     return keys
 
 
+# Set to a dict by a resident process that runs drivers in threads (the run agent's
+# ``thread`` design): clients stay connected per scheduler address across runs.
+SHARED_CLIENTS: dict[str, Any] | None = None
+
+
 class DaskExecutor:
     """Batches on a Dask cluster; each goes to its planned worker slot when that worker exists."""
 
     def __init__(self, address: str, on_line: Callable[[str], None], slot_names: list[str]):
         from distributed import Client
 
-        self.client = Client(address, timeout=30)
+        self._shared = SHARED_CLIENTS is not None
+        if self._shared:
+            client = SHARED_CLIENTS.get(address)
+            if client is None or client.status != "running":
+                client = SHARED_CLIENTS[address] = Client(address, timeout=30, set_as_default=False)
+            self.client = client
+        else:
+            self.client = Client(address, timeout=30)
         self.on_line = on_line
         info = self.client.scheduler_info()["workers"]
         by_name = {str(w.get("name")): addr for addr, w in info.items()}
@@ -203,4 +215,5 @@ class DaskExecutor:
         return []
 
     def close(self) -> None:
-        self.client.close(timeout=10)
+        if not self._shared:
+            self.client.close(timeout=10)
