@@ -47,6 +47,16 @@ class Completions:
         return [f for f in got if f in futures]
 
 
+def _one_by_one(futures: list[Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for f in futures:
+        try:
+            out[f] = f.result()
+        except BaseException as e:
+            out[f] = e
+    return out
+
+
 class LocalExecutor:
     """Batches one after another in a thread of the driver process (modes without the dask bit)."""
 
@@ -72,6 +82,10 @@ class LocalExecutor:
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()
+
+    def outcomes(self, futures: list[Any]) -> dict[Any, BatchOutcome | BaseException]:
+        """Finished future -> its outcome, or the exception it ended with."""
+        return _one_by_one(futures)
 
     def running(self, futures: Iterable[Any]) -> dict[Any, str]:
         return {f: "driver" for f in futures if f.running()}
@@ -170,6 +184,17 @@ class DaskExecutor:
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()
+
+    def outcomes(self, futures: list[Any]) -> dict[Any, BatchOutcome | BaseException]:
+        """Finished future -> its outcome, or the exception it ended with: one ``gather`` for
+        all (a ``result()`` each would be a round trip to the workers each); when one of
+        them failed (a lost worker, a cancelled task), each is asked on its own."""
+        if not futures:
+            return {}
+        try:
+            return dict(zip(futures, self.client.gather(list(futures), errors="raise")))
+        except BaseException:
+            return _one_by_one(futures)
 
     def _executing(self) -> dict[str, str]:
         """Key -> worker name of every task executing on the cluster ({} if the workers do

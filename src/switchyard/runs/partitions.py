@@ -21,6 +21,7 @@ import pickle
 import secrets
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ class AppPartitions:
         self.executor = None
         self._results: dict[int, Any] | None = None
         self._total = 0
+        self._observer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observe")
+        self._observing: Any = None
 
     # what the source reads from its driver
     store = property(lambda self: self.driver.store)
@@ -141,6 +144,7 @@ class AppPartitions:
         return self._execute()
 
     def close(self) -> None:
+        self._observer.shutdown(wait=False, cancel_futures=True)
         for closer in (self.executor, self.cluster):
             if closer is not None:
                 try:
@@ -250,15 +254,16 @@ class AppPartitions:
                 continue
             done = self.executor.wait(inflight, timeout=STATUS_POLL)
             if time.monotonic() - observed >= OBSERVE_INTERVAL:
-                observed = time.monotonic()
-                self._show_running(inflight, shown_running, done)
+                if self._show_running(inflight, shown_running, done):
+                    observed = time.monotonic()
             if not done:
                 continue
             records = []
+            got = self.executor.outcomes(done)  # one round trip for all of them
             for fut in done:
                 i = inflight.pop(fut)
                 shown_running.discard(i)
-                records.append(self._settle(job, i, fut, attempts, todo, dead))
+                records.append(self._settle(job, i, got[fut], attempts, todo, dead))
             self.store.record_results(self.oid, records, owner=self.owner)
         exec_seconds = time.time() - t_exec
         if dead:
@@ -288,14 +293,29 @@ class AppPartitions:
         except Exception as e:
             self.log.write(f"driver: lineage not written: {type(e).__name__}: {e}")
 
-    def _show_running(self, inflight: dict, shown: set[int], done: list) -> None:
-        """Mark the batches that really execute as running (queued ones stay pending)."""
+    def _show_running(self, inflight: dict, shown: set[int], done: list) -> bool:
+        """Mark the batches that really execute as running (queued ones stay pending).
+
+        Asking the workers takes a round trip to each (long when they are busy), so it is
+        asked in a thread and its answer applied on a later turn of the loop: the submit
+        and settle loop never waits for it. True when an answer was applied."""
+        if self._observing is None:
+            self._observing = self._observer.submit(self.executor.running, list(inflight))
+            return False
+        if not self._observing.done():
+            return False
+        try:
+            running = self._observing.result()
+        except Exception:
+            running = {}
+        self._observing = None
         finished = set(done)
-        started = {inflight[f]: w for f, w in self.executor.running(list(inflight)).items()
-                   if f not in finished and inflight[f] not in shown}
+        started = {inflight[f]: w for f, w in running.items()
+                   if f in inflight and f not in finished and inflight[f] not in shown}
         if started:
             self.store.batches_started(self.oid, list(started), started, owner=self.owner)
             shown.update(started)
+        return True
 
     def _hold(self, inflight: dict, todo: dict) -> None:
         """Pausing: cancel the batches that have not started; the executing ones finish."""
@@ -349,11 +369,11 @@ class AppPartitions:
             self.log.write(f"driver: {len(again)} batches were requeued meanwhile: running them")
         return bool(again)
 
-    def _settle(self, job: Job, i: int, fut: Any, attempts: dict, todo: dict, dead: dict) -> dict:
+    def _settle(self, job: Job, i: int, got: Any, attempts: dict, todo: dict, dead: dict) -> dict:
         name = job.partitions[i].name
-        try:
-            out: BatchOutcome = self.executor.outcome(fut)
-        except BaseException as e:  # the worker died, the task was cancelled, the cluster vanished
+        out: BatchOutcome = got
+        if isinstance(got, BaseException):  # the worker died, the task was cancelled, the cluster vanished
+            e = got
             out = BatchOutcome(idx=i, result=None, error=f"{type(e).__name__}: {e}", traceback=None,
                                worker="?", started_at=time.time(), ended_at=time.time(), output="")
         for line in out.output.splitlines():
