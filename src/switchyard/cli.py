@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switchyard.commands.cluster",
                                     "switchyard.commands.metrics", "switchyard.commands.pipeline",
                                     "switchyard.commands.serve", "switchyard.commands.schedule",
-                                    "switchyard.commands.alerts", "switchyard.commands.backfill")
+                                    "switchyard.commands.alerts", "switchyard.commands.backfill",
+                                    "switchyard.commands.agent")
 
 
 def _command_modules():

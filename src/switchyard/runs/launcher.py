@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 from switchyard.exceptions import InvalidTransition, SwitchyardError
 from switchyard.runs.store import RunStore
@@ -34,6 +35,16 @@ DEFAULT_MAX_RUNNING = 4
 CLAIM_TTL = 60.0  # seconds a started driver has to take its claim over
 CLUSTER_FILE = "cluster.json"
 DRIVER_MODULE = "switchyard.runs.driver"
+
+
+class DriverProcess(Protocol):
+    """A started driver: a ``subprocess.Popen`` or a run agent's
+    :class:`~switchyard.runs.agent.DriverHandle`."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
 
 
 def new_owner() -> str:
@@ -56,19 +67,28 @@ def max_running(store: RunStore) -> int:
     return DEFAULT_MAX_RUNNING
 
 
-def popen_driver(app_env, oid: str, cython: bool, owner: str | None = None,
-                 module: str = DRIVER_MODULE) -> subprocess.Popen:
-    """Start the driver process of ``oid`` in the app's worker environment; it outlives the caller."""
-    from switchyard.cluster.env import env_python, worker_environ
+def driver_environ(app_env, cython: bool, owner: str | None = None) -> dict[str, str]:
+    """The environment of a driver: the app's worker environment, the workspace, the apps
+    folder and the lease owner the queue claimed for."""
+    from switchyard.cluster.env import worker_environ
 
-    run_dir = app_env.home / "runs" / oid
-    run_dir.mkdir(parents=True, exist_ok=True)
     env = worker_environ(app_env, cython)
     env["SWITCHYARD_HOME"] = str(app_env.home)
     env["SWITCHYARD_APPS"] = str(app_env.apps_path)
     env.pop(OWNER_ENV, None)
     if owner:
         env[OWNER_ENV] = owner
+    return env
+
+
+def popen_driver(app_env, oid: str, cython: bool, owner: str | None = None,
+                 module: str = DRIVER_MODULE) -> subprocess.Popen:
+    """Start the driver process of ``oid`` in the app's worker environment; it outlives the caller."""
+    from switchyard.cluster.env import env_python
+
+    run_dir = app_env.home / "runs" / oid
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = driver_environ(app_env, cython, owner)
     with open(run_dir / "driver.out", "ab") as out:
         return subprocess.Popen(
             [str(env_python(app_env)), "-m", module, oid],
@@ -77,26 +97,33 @@ def popen_driver(app_env, oid: str, cython: bool, owner: str | None = None,
         )
 
 
-def spawn(store: RunStore, oid: str, owner: str | None = None) -> subprocess.Popen:
+def spawn(store: RunStore, oid: str, owner: str | None = None) -> DriverProcess:
     """Start a driver for the recorded orchestration ``oid`` (its app, apps folder and mode
-    come from the store)."""
+    come from the store): forked by the app environment's run agent
+    (:mod:`switchyard.runs.agent`), else as a new process."""
     from switchyard.app import AppEnv
     from switchyard.modes import Mode
+    from switchyard.runs import agent
 
     o = store.get(oid)
     app_env = AppEnv(o.app, apps_dir=o.options.get("apps_dir"), workspace=store.path.parent)
     module = o.options.get("driver") or DRIVER_MODULE
-    return popen_driver(app_env, oid, bool(o.mode & Mode.CYTHON), owner=owner, module=module)
+    cython = bool(o.mode & Mode.CYTHON)
+    handle = agent.start_driver(app_env, oid, cython, owner=owner, module=module)
+    if handle is not None:
+        return handle
+    return popen_driver(app_env, oid, cython, owner=owner, module=module)
 
 
-def pump(store: RunStore, limit: int | None = None) -> dict[str, subprocess.Popen]:
+def pump(store: RunStore, limit: int | None = None) -> dict[str, DriverProcess]:
     """Start drivers for the oldest pending orchestrations while slots are free; return
-    the started ones (id -> driver process). Cheap (one read) when nothing can start."""
+    the started ones (id -> driver: ``.pid``, ``.poll()``, ``.returncode``). Cheap (one read)
+    when nothing can start."""
     limit = max_running(store) if limit is None else int(limit)
     busy, waiting = store.queue_state()
     if not waiting or busy >= limit:
         return {}
-    started: dict[str, subprocess.Popen] = {}
+    started: dict[str, DriverProcess] = {}
     while True:
         owner = new_owner()
         oid = store.claim_next(limit, owner, ttl=CLAIM_TTL)

@@ -13,6 +13,7 @@ from switchyard import ui_jobs
 from switchyard.app import AppEnv
 from switchyard.cluster import warm
 from switchyard.exceptions import SwitchyardError
+from switchyard.runs import agent
 from switchyard.ui.common import show_error
 
 KIND = "cluster"
@@ -55,6 +56,21 @@ def render(app_env: AppEnv) -> None:
         _start(app_env, "down")
         st.rerun()
     _live(app_env)
+    _agent_line(app_env)
+
+
+def _agent_line(app_env: AppEnv) -> None:
+    """The app's run agent (the resident process that forks drivers): status and Stop."""
+    rows = [r for r in agent.status(app_env.home, app_env.app) if r["state"] != "not running"]
+    c1, c2 = st.columns([5, 1])
+    c1.caption("Run agent: " + ("; ".join(agent.describe(r) for r in rows) if rows else
+                                "not running (the next RUN starts it)") + ". CLI: `switchyard agent status`")
+    if c2.button("Stop agent", key=f"agent-stop-{app_env.app}", disabled=not rows):
+        out = agent.stop(app_env.home, app_env.app)
+        if out["left"]:
+            st.warning(f"Run agent still running: {', '.join(out['left'])}")
+        else:
+            st.rerun()
 
 
 @st.fragment(run_every=1.0)
