@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from switchyard.app import AppEnv
+
+# Each workspace a test runs something in gets a run agent; let them go soon after the test
+# instead of holding ~150 MB each for the default 15 idle minutes.
+os.environ.setdefault("SWITCHYARD_AGENT_IDLE", "20")
 
 TINY_INIT = '''
 from switchyard.app import App, Args, Partition
