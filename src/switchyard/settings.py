@@ -149,9 +149,31 @@ def check_scheduler(address: Any, where: str = "scheduler") -> str:
 
 
 def split_address(address: str) -> tuple[str, int]:
-    bare = address[len("tcp://"):] if address.startswith("tcp://") else address
-    host, _, port = bare.rpartition(":")
-    return host.strip("[]"), int(port)
+    """``"host:port"`` (optionally ``tcp://``, IPv6 in brackets) -> (host, port); port 0 if absent.
+
+    The one address parser, also :func:`switchyard.cluster.addresses.split_address`: it lives
+    here because the cluster package depends on settings, never the reverse.
+
+    Raises:
+        ClusterError: The port is not a number.
+    """
+    from switchyard.exceptions import ClusterError
+
+    text = address.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    try:
+        return host or "127.0.0.1", int(port) if port else 0
+    except ValueError:
+        raise ClusterError(f"scheduler address '{address}': port '{port}' is not a number: "
+                           "write it as host:port, e.g. 127.0.0.1:8786") from None
 
 
 def _plain(value: Any) -> Any:

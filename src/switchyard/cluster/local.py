@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,49 +20,12 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from switchyard.cluster.addresses import LOCAL_HOSTS, is_local_host, port_is_free, slot_names, split_address
 from switchyard.exceptions import ClusterError
 from switchyard.logs import last_lines, pump
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def is_local_host(host: str) -> bool:
-    """True for the loopback names this machine answers to as itself (not 127.0.0.2 and up)."""
-    host = host.strip().strip("[]")
-    if host in LOCAL_HOSTS or host == socket.gethostname():
-        return True
-    # getfqdn may ask DNS: only when the cheap answers did not match.
-    return "." in host and host == socket.getfqdn()
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` (optionally ``tcp://``, IPv6 in brackets) -> (host, port); port 0 if absent."""
-    text = address.strip()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, ""
-    try:
-        return host or "127.0.0.1", int(port) if port else 0
-    except ValueError:
-        raise ClusterError(f"scheduler address '{address}': port '{port}' is not a number: "
-                           "write it as host:port, e.g. 127.0.0.1:8786") from None
-
-
-def port_is_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
+# Kept importable from here for the code that imports them from this module.
+__all__ = ["LocalCluster", "LOCAL_HOSTS", "is_local_host", "port_is_free", "split_address"]
 
 class _Proc:
     """One captured process: its Popen, the thread reading its output, its last lines."""
@@ -145,7 +107,7 @@ class LocalCluster:
     @property
     def worker_names(self) -> list[str]:
         """The workers' names: ``<host>-<i>`` for each host and slot."""
-        return [f"{host}-{i}" for host, count in self.workers.items() for i in range(count)]
+        return slot_names(self.workers)
 
     @property
     def pids(self) -> dict[str, int]:

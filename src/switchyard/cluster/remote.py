@@ -42,7 +42,7 @@ from switchyard.cluster.env import (
     installed_versions,
     uv_bin,
 )
-from switchyard.cluster.local import is_local_host
+from switchyard.cluster.addresses import is_local_host
 from switchyard.cluster.ssh import HostAccess, Remote
 from switchyard.exceptions import HostError, InstallError
 from switchyard.logs import LineSink, last_lines, stream_process

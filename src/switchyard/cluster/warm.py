@@ -24,7 +24,7 @@ from typing import Callable
 
 from switchyard.app import AppEnv
 from switchyard.cluster import procs, remote, ssh
-from switchyard.cluster.local import is_local_host, port_is_free, split_address
+from switchyard.cluster.addresses import answers, is_local_host, port_is_free, slots, split_address
 from switchyard.cluster.record import ClusterRecord, Proc, cluster_lock, read_record, record_path, save_record
 from switchyard.exceptions import ClusterError, HostError
 from switchyard.logs import LineSink
@@ -32,18 +32,6 @@ from switchyard.settings import ClusterSettings, check_scheduler, check_workers,
 
 DEATH_TIMEOUT = 60  # a worker whose scheduler vanished exits after this many seconds
 Line = Callable[[str], None]
-
-
-def answers(address: str, timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections at the scheduler address."""
-    host, port = split_address(address)
-    if not port:
-        return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def scheduler_runs_here(host: str) -> bool:
@@ -95,7 +83,7 @@ def _check_reachable(scheduler_host: str, hosts: list[str]) -> None:
 
 def worker_names(workers: dict[str, int]) -> list[tuple[str, str]]:
     """(host, name) of every wanted worker; names are ``<host>-<i>`` like the plan's slots."""
-    return [(host, f"{host}-{i}") for host, count in workers.items() for i in range(count)]
+    return slots(workers)
 
 
 # ----------------------------------------------------------------------------- connections
