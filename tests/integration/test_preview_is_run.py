@@ -48,3 +48,20 @@ def test_without_a_cluster_up_the_preview_plans_on_the_settings_and_says_nothing
     preview = cli_json("distrib", "montecarlo", *ARGS, "--scheduler", "127.0.0.1:1", home=home, apps=apps)
     assert preview["slots"] == ["127.0.0.1-0", "127.0.0.1-1"]
     assert preview["workers_from"] == "settings" and preview["note"] is None
+
+
+def test_a_run_request_given_as_one_object_runs_like_keywords(run_home):
+    import asyncio
+
+    from switchyard.agi import AGI, RunRequest
+    from switchyard.app import AppEnv
+
+    apps, home = run_home
+    env = AppEnv("montecarlo", apps_dir=apps, workspace=home)
+    res = asyncio.run(AGI.run(env, on_line=lambda line: None, request=RunRequest(
+        mode=0, args={"tasks": 3, "samples_per_task": 1000, "chunks": 1}, max_attempts=2,
+        origin={"by": "test"})))
+    assert res.status == "completed" and res.batches == 3 and res.mode == 0
+    o = store_of(home).get(res.orchestration_id)
+    assert o.request["mode"] == 0 and o.request["args"]["tasks"] == 3 and o.request["max_attempts"] == 2
+    assert o.request["origin"] == {"by": "test"} and o.attempts_limit == 2
