@@ -1,240 +1,181 @@
-"""Detached processes on a host, this machine or one reached over SSH: start, look up, stop, read logs.
+"""Cluster processes: :class:`Process`, the one :class:`~switchyard.cluster.spec.Proc`.
 
-A warm cluster's scheduler and workers outlive the command that started them, so a
-small launcher starts each in its own session with its output in a log file and
-reports its pid. A pid alone may be reused after the process ended: every process's
-command line carries the cluster's id (``marker``), and lookups and stops only
-touch processes whose command line still holds it.
+A process runs on a :class:`~switchyard.cluster.hosts.Host`, started by the one
+launcher (:func:`switchyard.cluster.hostops.spawn`) and stopped by the one reaper
+(:func:`switchyard.cluster.hostops.stop`), here or over SSH. It is either detached,
+with its output in a log file on its host (a warm cluster, which outlives the command
+that started it), or captured: on this machine, each output line handed to a callback
+as it is printed (a run's local cluster, whose lines go to the run log).
 
-The same scripts run here (:class:`LocalShell`) and on remote hosts
-(:class:`~switchyard.cluster.ssh.Remote`), always as argument lists.
+:func:`start_all` and :func:`close_all` act on many processes with one operation per
+host (one SSH round trip each), hosts in parallel.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
+import subprocess
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable
 
-from switchyard.cluster.ssh import Completed, Line
-from switchyard.exceptions import ClusterError
+from switchyard.cluster import hostops
+from switchyard.cluster.hosts import Hosts, in_thread
+from switchyard.cluster.spec import Recorded
+from switchyard.exceptions import ClusterError, HostError
+from switchyard.logs import pump
 
-_MARK = "SWITCHYARD-JSON "
-
-_LAUNCH = r"""
-import importlib.util, json, os, subprocess, sys
-pids = []
-for p in json.loads(sys.argv[1]):
-    os.makedirs(p["cwd"], exist_ok=True)
-    os.makedirs(os.path.dirname(p["log"]), exist_ok=True)
-    env = dict(os.environ)
-    for name in p["unset"]:
-        env.pop(name, None)
-    env.update(p["env"])
-    if p["path_first"]:
-        env["PATH"] = p["path_first"] + os.pathsep + env.get("PATH", "")
-    argv = list(p["argv"])
-    for module, (present, absent) in p["if_module"].items():
-        argv += present if importlib.util.find_spec(module) else absent
-    with open(p["log"], "ab") as log:
-        pids.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     env=env, cwd=p["cwd"], start_new_session=True).pid)
-print("SWITCHYARD-JSON " + json.dumps(pids), flush=True)
-"""
-
-# pid -> "ours" (alive, command line holds the marker), "other" (pid reused) or "gone".
-# With stop: SIGTERM to each of ours, wait, then SIGKILL to their process groups.
-_STATE = r"""
-import json, os, signal, subprocess, sys, time
-spec = json.loads(sys.argv[1])
-marker = spec["marker"].encode()
-
-PROC = os.path.isdir("/proc/self")
-
-def state(pid):
-    if PROC:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return "gone"
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                return "ours" if marker in f.read() else "other"
-        except OSError:
-            return "gone"
-    out = subprocess.run(["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True).stdout.strip()
-    if not out or out.startswith(b"Z"):
-        return "gone"
-    return "ours" if marker in out else "other"
-
-def group_left(pgid):
-    if not PROC:
-        return []
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and int(fields[2]) == pgid:
-                left.append(int(entry))
-    return left
-
-states = {pid: state(pid) for pid in spec["pids"]}
-if spec["stop"]:
-    ours = [pid for pid, s in states.items() if s == "ours"]
-    for pid in ours:
-        try:
-            os.kill(pid, signal.SIGTERM)  # the leader only: a nanny stops its own worker
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + spec["timeout"]
-    while time.monotonic() < deadline and any(state(p) == "ours" for p in ours):
-        time.sleep(0.1)
-    for pid in ours:
-        forced = state(pid) == "ours" or bool(group_left(pid))
-        try:
-            os.killpg(pid, signal.SIGKILL)  # whatever is left of its session, children included
-        except (ProcessLookupError, PermissionError):
-            pass
-        states[pid] = "killed" if forced else "stopped"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(state(p) == "ours" or group_left(p) for p in ours):
-        time.sleep(0.05)
-    for pid in ours:
-        if state(pid) == "ours" or group_left(pid):
-            states[pid] = "left"
-print("SWITCHYARD-JSON " + json.dumps({str(k): v for k, v in states.items()}), flush=True)
-"""
-
-_TAIL = r"""
-import collections, sys
-try:
-    with open(sys.argv[1], errors="replace") as f:
-        lines = collections.deque(f, maxlen=int(sys.argv[2]))
-except OSError as e:
-    lines = [f"(no log: {e})"]
-for line in lines:
-    print(line.rstrip())
-"""
-
-_WAIT_FILE = r"""
-import os, sys, time
-path, timeout = sys.argv[1], float(sys.argv[2])
-deadline = time.monotonic() + timeout
-while time.monotonic() < deadline:
-    try:
-        with open(path) as f:
-            text = f.read()
-        if text.strip().endswith("}"):
-            print("SWITCHYARD-JSON " + " ".join(text.split()), flush=True)
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.05)
-sys.exit(3)
-"""
+Line = Callable[[str], None]
 
 
-class Shell(Protocol):
-    """Runs an argument list on a host and returns its exit code and last lines."""
+class Process:
+    """One scheduler or worker process on a host.
 
-    host: str
+    Args:
+        name: ``scheduler`` or the worker's slot name.
+        host: The host name (as in the spec).
+        hosts: The connections of the current action.
+        launch: What :func:`~switchyard.cluster.hostops.popen` starts (argv, cwd, log, env ...);
+            None for a process adopted from a record.
+        python: A python on the host for the operations there (remote hosts).
+        on_line: Capture the output: each line, prefixed ``[<name>] ``, goes here (this machine only).
+        marker: What the command line holds, for records without a create time.
+    """
 
-    async def run(self, argv: Sequence[object], *, on_line: Line | None = None, prefix: str = "",
-                  timeout: float | None = None, keep: int = 200) -> Completed: ...
-
-
-class LocalShell:
-    """A :class:`Shell` on this machine (a subprocess, no shell in between)."""
-
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, name: str, host: str, hosts: Hosts, launch: dict | None = None, *,
+                 python: str | None = None, on_line: Line | None = None, marker: str | None = None):
+        self.name = name
         self.host = host
+        self.hosts = hosts
+        self.launch = launch
+        self.python = python
+        self.on_line = on_line
+        self.marker = marker
+        self.recorded: Recorded | None = None
+        self.popen: subprocess.Popen | None = None
+        self.last: deque[str] = deque(maxlen=30)
+        self._reader = None
 
-    async def run(self, argv: Sequence[object], *, on_line: Line | None = None, prefix: str = "",
-                  timeout: float | None = None, keep: int = 200) -> Completed:
-        proc = await asyncio.create_subprocess_exec(
-            *[str(a) for a in argv], stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
-        lines: deque[str] = deque(maxlen=keep)
+    @classmethod
+    def adopt(cls, recorded: Recorded, hosts: Hosts, python: str | None = None,
+              marker: str | None = None) -> "Process":
+        """The process of a record (started by an earlier command)."""
+        proc = cls(recorded.name, recorded.host, hosts, python=python, marker=marker)
+        proc.recorded = recorded
+        return proc
 
-        async def pump() -> int:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                lines.append(line)
-                if on_line is not None:
-                    on_line(prefix + line)
-            return await proc.wait()
+    @property
+    def pid(self) -> int | None:
+        return self.recorded.pid if self.recorded else None
 
+    @property
+    def captured(self) -> bool:
+        return self.on_line is not None
+
+    async def start(self) -> None:
+        await start_all([self])
+
+    async def close(self, timeout: float = 10) -> str:
+        return (await close_all([self], timeout))[self.name]
+
+    def exited(self) -> bool:
+        """A captured process that ended (a cheap look, no host operation)."""
+        return self.popen is not None and self.popen.poll() is not None
+
+    async def tail(self, n: int = 5) -> list[str]:
+        """Its last output lines."""
+        if self.captured:
+            if self._reader is not None and self.exited():
+                await in_thread(self._reader.join, 2)
+            return list(self.last)[-n:]
+        assert self.recorded is not None
+        host = await self.hosts.get(self.host, self.python)
+        return await host.call("tail", path=self.recorded.log, n=n)
+
+    def _start_captured(self, local: bool) -> None:
+        if not local:
+            raise ClusterError(f"{self.name}: only processes on this machine can have their output captured")
+        assert self.launch is not None
+        self.popen = hostops.popen(self.launch, capture=True)
+        assert self.popen.stdout is not None
+        self._reader = pump(self.popen.stdout, self.on_line, f"[{self.name}] ", self.last)
+        self.recorded = Recorded(self.name, self.host, self.popen.pid, "", True,
+                                 hostops.create_time(self.popen.pid))
+
+    def _finish(self) -> None:
+        """After a stop: collect the exit status and the last output of a captured process."""
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+
+
+def _by_host(procs: list[Process]) -> dict[str, list[Process]]:
+    groups: dict[str, list[Process]] = {}
+    for p in procs:
+        groups.setdefault(p.host, []).append(p)
+    return groups
+
+
+async def start_all(procs: list[Process]) -> None:
+    """Start ``procs``, one launch per host, hosts in parallel.
+
+    Raises:
+        The first error once every host answered: the processes that did start have
+        their ``recorded`` set, so the caller can stop them.
+    """
+    async def on(group: list[Process]) -> None:
+        host = await group[0].hosts.get(group[0].host, group[0].python)
+        for p in group:
+            if p.captured:
+                p._start_captured(host.local)
+        detached = [p for p in group if not p.captured]
+        if detached:
+            found = await host.call("spawn", specs=[p.launch for p in detached])
+            for p, got in zip(detached, found):
+                p.recorded = Recorded(p.name, p.host, int(got["pid"]), p.launch["log"], host.local,
+                                      got.get("started"))
+
+    results = await asyncio.gather(*(on(g) for g in _by_host(procs).values()), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+
+
+async def states_of(procs: list[Process]) -> dict[str, str]:
+    """name -> ``ours`` / ``other`` / ``gone``, one look per host."""
+    async def on(group: list[Process]) -> dict[str, str]:
+        host = await group[0].hosts.get(group[0].host, group[0].python)
+        found = await host.call("states", procs=[p.recorded.ident(p.marker) for p in group])
+        return {p.name: found.get(str(p.pid), "gone") for p in group}
+
+    out: dict[str, str] = {}
+    for result in await asyncio.gather(*(on(g) for g in _by_host([p for p in procs if p.recorded]).values())):
+        out.update(result)
+    return out
+
+
+async def close_all(procs: list[Process], timeout: float = 10) -> dict[str, str]:
+    """Stop ``procs`` (SIGTERM, ``timeout`` seconds, then SIGKILL), one stop per host, in parallel.
+
+    Returns:
+        name -> stopped, killed, gone, other (pid reused), left or unreachable (its host could
+        not be reached: it may still run).
+    """
+    async def on(group: list[Process]) -> dict[str, str]:
         try:
-            code = await asyncio.wait_for(pump(), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            proc.kill()
-            raise ClusterError(f"'{argv[0]}' did not finish within {timeout:g} s on this machine") from None
-        return Completed(code, list(lines))
+            host = await group[0].hosts.get(group[0].host, group[0].python)
+            found = await host.call("stop", limit=timeout + 60, procs=[p.recorded.ident(p.marker) for p in group],
+                                    timeout=timeout)
+        except HostError:
+            return {p.name: "unreachable" for p in group}
+        await in_thread(lambda: [p._finish() for p in group])
+        return {p.name: found["states"].get(str(p.pid), "gone") for p in group}
 
-
-@dataclass
-class ProcSpec:
-    """One process to start detached: its command, environment, folder and log file."""
-
-    argv: list[str]
-    log: str
-    cwd: str
-    env: dict[str, str] = field(default_factory=dict)
-    unset: list[str] = field(default_factory=list)
-    path_first: str = ""  # a folder put first on PATH
-    # module -> (args when it is importable by the python, args when it is not)
-    if_module: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
-
-
-def _json_of(done: Completed):
-    found = [s.split(_MARK, 1)[1] for s in done.lines if _MARK in s]
-    return json.loads(found[-1]) if done.code == 0 and found else None
-
-
-async def launch(shell: Shell, python: str, procs: list[ProcSpec]) -> list[int]:
-    """Start ``procs`` detached on the shell's host with ``python`` running the launcher; their pids."""
-    spec = json.dumps([p.__dict__ for p in procs])
-    done = await shell.run([python, "-c", _LAUNCH, spec], timeout=60)
-    pids = _json_of(done)
-    if pids is None:
-        raise ClusterError(f"host '{shell.host}': starting {procs[0].argv[2:4]} failed: "
-                           f"{' | '.join(done.lines[-3:]) or f'exit {done.code}'}: check the python {python}")
-    return pids
-
-
-async def states(shell: Shell, python: str, pids: list[int], marker: str, *, stop: bool = False,
-                 timeout: float = 10) -> dict[int, str]:
-    """pid -> ``ours`` / ``other`` / ``gone`` (and ``stopped`` / ``killed`` when ``stop``)."""
-    if not pids:
-        return {}
-    spec = json.dumps({"pids": pids, "marker": marker, "stop": stop, "timeout": timeout})
-    done = await shell.run([python, "-c", _STATE, spec], timeout=timeout + 60)
-    found = _json_of(done)
-    if found is None:
-        raise ClusterError(f"host '{shell.host}': cannot look up processes {pids}: "
-                           f"{' | '.join(done.lines[-3:]) or f'exit {done.code}'}")
-    return {int(k): v for k, v in found.items()}
-
-
-async def tail(shell: Shell, python: str, path: str, n: int = 20) -> list[str]:
-    """The last ``n`` lines of a log file on the shell's host."""
-    done = await shell.run([python, "-c", _TAIL, path, str(n)], timeout=30)
-    return done.lines
-
-
-async def wait_for_file(shell: Shell, python: str, path: str, timeout: float):
-    """The JSON document written to ``path`` on the host, once it is complete (None on timeout)."""
-    done = await shell.run([python, "-c", _WAIT_FILE, path, str(timeout)], timeout=timeout + 30)
-    return _json_of(done)
-
-
-def local_python() -> str:
-    """A python for the helper scripts on this machine."""
-    return sys.executable
+    out = {p.name: "gone" for p in procs if p.recorded is None}
+    started = [p for p in procs if p.recorded is not None]
+    for result in await asyncio.gather(*(on(g) for g in _by_host(started).values())):
+        out.update(result)
+    return out

@@ -1,9 +1,10 @@
 """The record of a warm cluster: what runs where, in ``<workspace>/clusters/<app>.json``.
 
 Written by ``cluster up`` once every worker joined, read by ``status``, ``down`` and RUN
-from any process. Each process is kept with its host, pid and log file there; the
-cluster's id is in every process's command line, so a reused pid is never mistaken
-for one of ours (see :mod:`switchyard.cluster.procs`).
+from any process. Each process is kept with its host, pid, create time and log file
+there, so a reused pid is never mistaken for one of ours (records written before the
+create time was kept fall back to the cluster's id in the command line; see
+:mod:`switchyard.cluster.hostops`).
 """
 
 from __future__ import annotations
@@ -17,23 +18,13 @@ from typing import Iterator
 
 from switchyard import workspace
 from switchyard.app import AppEnv
+from switchyard.cluster.spec import Recorded
 
 RECORD_SCHEMA = 1
 
 
-@dataclass
-class Proc:
-    """One process of a warm cluster: where it runs, its pid and its log file there."""
-
-    name: str
-    host: str
-    pid: int
-    log: str
-    local: bool
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Proc":
-        return cls(str(d["name"]), str(d["host"]), int(d["pid"]), str(d["log"]), bool(d["local"]))
+# A recorded process: name, host, pid, log file, local, create time (kept as ``Proc`` here).
+Proc = Recorded
 
 
 @dataclass

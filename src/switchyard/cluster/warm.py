@@ -1,12 +1,14 @@
 """Warm clusters: a scheduler and ``dask worker`` processes that stay up between runs.
 
-``up`` is one idempotent reconcile step: it compares what is wanted (workers per host
-from ``[cluster.workers]``) with what the record and the scheduler say is running,
-starts what is missing (the scheduler here or on the scheduler host, workers here or
-over SSH), stops what is no longer wanted and waits until every worker has joined.
-What runs is recorded in ``<workspace>/clusters/<app>.json`` so that ``status``,
-``down`` and RUN find it again from any process. RUN uses a warm cluster instead of
-cold-starting one (:func:`choose_cluster`).
+The warm front door over the cluster layer (:mod:`switchyard.cluster.spec`): ``up``
+builds the :class:`~switchyard.cluster.spec.ClusterSpec` of what is wanted (workers per
+host from ``[cluster.workers]``, the scheduler here or on the scheduler host, workers
+here or over SSH) and lets a :class:`~switchyard.cluster.deployment.Deployment`
+reconcile it with what the record and the scheduler say is running: it starts what is
+missing, stops what is no longer wanted and waits until every worker has joined. What
+runs is recorded in ``<workspace>/clusters/<app>.json`` so that ``status``, ``down`` and
+RUN find it again from any process. RUN uses a warm cluster instead of cold-starting
+one (:func:`choose_cluster`).
 
 Security: the scheduler and its dashboard listen on the address written in
 ``[cluster].scheduler`` only; ``0.0.0.0`` is refused (workers need one address to reach).
@@ -23,15 +25,24 @@ from dataclasses import dataclass
 from typing import Callable
 
 from switchyard.app import AppEnv
-from switchyard.cluster import procs, remote, ssh
-from switchyard.cluster.addresses import answers, is_local_host, port_is_free, slots, split_address
-from switchyard.cluster.record import ClusterRecord, Proc, cluster_lock, read_record, record_path, save_record
+from switchyard.cluster import remote, ssh
+from switchyard.cluster.addresses import answers, is_local_host, loopback_of, port_is_free, slots, split_address
+from switchyard.cluster.deployment import Deployment, names_of, scheduler_info
+from switchyard.cluster.hosts import Hosts
+from switchyard.cluster.procs import Process, close_all
+from switchyard.cluster.record import ClusterRecord, cluster_lock, read_record, record_path, save_record
+from switchyard.cluster.spec import ClusterSpec, HostSpec
 from switchyard.exceptions import ClusterError, HostError
 from switchyard.logs import LineSink
 from switchyard.settings import ClusterSettings, check_scheduler, check_workers, load_settings
 
 DEATH_TIMEOUT = 60  # a worker whose scheduler vanished exits after this many seconds
 Line = Callable[[str], None]
+# The variables of the app's worker environment a local warm worker gets (over the caller's).
+_LOCAL_ENV = ("PYTHONUNBUFFERED", "SWITCHYARD_HOME", "SWITCHYARD_APPS", "VIRTUAL_ENV",
+              "DASK_DISTRIBUTED__WORKER__DAEMON", "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION")
+__all__ = ["answers", "up", "up_sync", "down", "down_sync", "status", "status_of", "trust_sync",
+           "scheduler_runs_here", "workers_of", "worker_names", "choose_cluster"]
 
 
 def scheduler_runs_here(host: str) -> bool:
@@ -86,38 +97,14 @@ def worker_names(workers: dict[str, int]) -> list[tuple[str, str]]:
     return slots(workers)
 
 
-# ----------------------------------------------------------------------------- connections
-
-class _Hosts:
-    """One shell per host for the length of an action: this machine's, or an SSH connection."""
-
-    def __init__(self, cluster: ClusterSettings):
-        self.cluster = cluster
-        self._shells: dict[str, procs.Shell] = {}
-
-    async def shell(self, host: str) -> procs.Shell:
-        if host not in self._shells:
-            if is_local_host(host):
-                self._shells[host] = procs.LocalShell(host)
-            else:
-                self._shells[host] = await ssh.connect(ssh.access_for(self.cluster, host))
-        return self._shells[host]
-
-    async def close(self) -> None:
-        for shell in self._shells.values():
-            if isinstance(shell, ssh.Remote):
-                await shell.close()
-        self._shells.clear()
-
-
-def _layout(app_env: AppEnv, host: str, cid: str, root: str | None) -> str:
-    """The folder of the cluster's files on ``host`` (its install root remotely, the workspace here)."""
+def _layout(app_env: AppEnv, cid: str, root: str | None) -> str:
+    """The folder of the cluster's files on a host (its install root remotely, the workspace here)."""
     if root is None:
         return str(app_env.home / "clusters" / f"{app_env.app}-{cid}")
     return f"{root}/clusters/{app_env.app}/{cid}"
 
 
-# ----------------------------------------------------------------------------- up
+# ----------------------------------------------------------------------------- the spec
 
 @dataclass
 class _Plan:
@@ -152,6 +139,55 @@ async def _ensure_installed(app_env: AppEnv, cluster: ClusterSettings, hosts: li
     return {r.host: {"root": r.root, "python": f"{r.env_dir}/bin/python"} for r in results}
 
 
+def _host_spec(app_env: AppEnv, host: str, here: bool, cid: str, cython: bool, installed: dict) -> HostSpec:
+    """How the warm cluster's processes run on ``host``: here (the app's env) or over SSH."""
+    from switchyard.cluster.env import env_python, worker_environ
+
+    if here:
+        values = worker_environ(app_env, cython)
+        env = {k: values[k] for k in _LOCAL_ENV}
+        unset = ["PYTHONHOME"]
+        if "PYTHONPATH" in values:
+            env["PYTHONPATH"] = values["PYTHONPATH"]
+        else:
+            unset.append("PYTHONPATH")
+        bind = loopback_of(host) if is_local_host(host) else host
+        return HostSpec(python=str(env_python(app_env)), folder=_layout(app_env, cid, None), bind=bind,
+                        env=env, unset=tuple(unset))
+    root = installed[host]["root"]
+    python, env, unset = remote.remote_env(root, app_env.app, cython)
+    return HostSpec(python=python, folder=_layout(app_env, cid, root), bind=host, env=env, unset=tuple(unset),
+                    remote=True)
+
+
+def cluster_spec(app_env: AppEnv, plan: _Plan, cid: str, installed: dict) -> ClusterSpec:
+    """The :class:`ClusterSpec` of the app's warm cluster with id ``cid``."""
+    sched_host = split_address(plan.scheduler)[0]
+    hosts = {h: _host_spec(app_env, h, is_local_host(h), cid, plan.cython, installed) for h in plan.workers}
+    if sched_host not in hosts:
+        hosts[sched_host] = _host_spec(app_env, sched_host, scheduler_runs_here(sched_host), cid, plan.cython,
+                                       installed)
+    return ClusterSpec(scheduler=plan.scheduler, workers=dict(plan.workers), hosts=hosts,
+                       idle_timeout=plan.idle_timeout, death_timeout=DEATH_TIMEOUT)
+
+
+def _adopted(record: ClusterRecord, hosts: Hosts, spec: ClusterSpec | None = None) -> tuple[Process, list[Process]]:
+    """The recorded scheduler and workers as processes (found again by pid + create time)."""
+    def adopt(p) -> Process:
+        python = record.pythons.get(p.host) or (spec.hosts[p.host].python if spec and p.host in spec.hosts
+                                                else None)
+        return Process.adopt(p, hosts, python=python, marker=record.marker)
+
+    return adopt(record.scheduler), [adopt(w) for w in record.workers]
+
+
+def _hosts_of(cluster: ClusterSettings, record: ClusterRecord | None, *here: str) -> Hosts:
+    local = {p.host for p in ([record.scheduler, *record.workers] if record else []) if p.local}
+    return Hosts(cluster, here=local | {h for h in here if h})
+
+
+# ----------------------------------------------------------------------------- up
+
 async def up(app_env: AppEnv, *, workers: dict[str, int] | None = None, scheduler: str | None = None,
              cython: bool | None = None, join_timeout: float = 60, idle_timeout: float | None = None,
              on_line: Line | None = None) -> dict:
@@ -185,255 +221,65 @@ async def up(app_env: AppEnv, *, workers: dict[str, int] | None = None, schedule
 async def _reconcile(app_env: AppEnv, cluster: ClusterSettings, plan: _Plan, join_timeout: float,
                      say: Line) -> dict:
     record = read_record(app_env)
-    if record is not None and not answers(record.address):
-        say(f"the recorded cluster at {record.address} is gone: cleaning up after it")
-        await _stop_all(cluster, record, say)
-        record = None
-    sched_host, _ = split_address(plan.scheduler)
-    if record is None and answers(plan.scheduler):
+    alive = record is not None and answers(record.address)
+    if not alive and answers(plan.scheduler):
         raise ClusterError(f"a Dask scheduler already answers at {plan.scheduler} and switchyard did not "
                            "start it: RUN uses it as is; to start a cluster here, stop it or change "
                            "[cluster].scheduler")
-    if record is not None and record.cython != plan.cython:
+    if alive and record.cython != plan.cython:
         raise ClusterError(f"the warm cluster of '{app_env.app}' runs with cython={record.cython}: "
                            f"stop it (switchyard cluster down {app_env.app}) to start one with "
                            f"cython={plan.cython}")
-    hosts = list(dict.fromkeys([*plan.workers, *([] if scheduler_runs_here(sched_host) else [sched_host])]))
+    sched_host = split_address(plan.scheduler)[0]
+    here = scheduler_runs_here(sched_host)
+    hosts = list(dict.fromkeys([*plan.workers, *([] if here else [sched_host])]))
     _check_reachable(sched_host, list(plan.workers))
     installed = await _ensure_installed(app_env, cluster, hosts, plan.cython, say)
-    conns = _Hosts(cluster)
-    kept: list[Proc] = list(record.workers) if record is not None else []
-    new_record = record is None
+    cid = record.id if alive else f"sy-{app_env.app}-{secrets.token_hex(6)}"
+    spec = cluster_spec(app_env, plan, cid, installed)
+    pool = _hosts_of(cluster, record, sched_host if here else "")
+    scheduler, workers = _adopted(record, pool, spec) if record is not None else (None, [])
+    deployment = Deployment(spec, pool, say, scheduler=scheduler, workers=workers,
+                            address=record.address if record else None,
+                            dashboard=record.dashboard if record else None)
     try:
-        if record is None:
-            record = await _start_scheduler(app_env, conns, plan, installed, say)
-        record.pythons.update({h: v["python"] for h, v in installed.items()})
-        joined = await asyncio.to_thread(_joined_names, record.address)
-        wanted = {name: host for host, name in worker_names(plan.workers)}
-        unwanted = [w for w in record.workers if w.name not in wanted]
-        if unwanted:
-            say(f"stopping {len(unwanted)} worker(s) no longer wanted: {', '.join(w.name for w in unwanted)}")
-        lost = [w for w in record.workers if w.name in wanted and w.name not in joined]
-        if lost:
-            say(f"worker(s) {', '.join(w.name for w in lost)} left the cluster: starting them again")
-        await _stop(conns, record, unwanted + lost)
-        kept = [w for w in record.workers if w.name in wanted and w.name in joined]
-        record.workers = list(kept)
-        missing = [(host, name) for name, host in wanted.items() if name not in joined]
-        new = await _start_workers(app_env, conns, record, missing, installed, say) if missing else []
-        record.workers += new
-        record.wanted = dict(plan.workers)
-        await _wait_joined(conns, record, new, join_timeout, say)
-        save_record(app_env, record)
-    except BaseException:
-        # Whatever this call started goes again; what ran before it is left as it was.
-        begun = [w for w in record.workers if w not in kept] if record is not None else []
-        begun += [record.scheduler] if new_record and record is not None else []
-        if begun:
-            say(f"stopping what this start began: {', '.join(p.name for p in begun)}")
-            try:
-                await _stop(conns, record, [p for p in begun if p.name != "scheduler"])
-                await _stop(conns, record, [p for p in begun if p.name == "scheduler"])
-            except Exception as e:  # the original error matters more
-                say(f"cleanup failed: {e}")
-        raise
+        await deployment.apply(join_timeout)
     finally:
-        await conns.close()
-    return await asyncio.to_thread(status_of, app_env, record)
-
-
-async def _start_scheduler(app_env: AppEnv, conns: _Hosts, plan: _Plan, installed: dict,
-                           say: Line) -> ClusterRecord:
-    from switchyard.cluster.env import env_python
-
-    cid = f"sy-{app_env.app}-{secrets.token_hex(6)}"
-    host, port = split_address(plan.scheduler)
-    here = scheduler_runs_here(host)
-    if here:
-        python = str(env_python(app_env))
-        folder = _layout(app_env, host, cid, None)
-        if port and not port_is_free(host, port):
-            say(f"port {port} on {host} is busy: the scheduler takes a free port instead")
-            port = 0
-        shell: procs.Shell = procs.LocalShell(host)
-    else:
-        python, folder = installed[host]["python"], _layout(app_env, host, cid, installed[host]["root"])
-        shell = await conns.shell(host)
-    bind = host if host != "localhost" else "127.0.0.1"
-    argv = [python, "-m", "distributed.cli.dask_scheduler", "--host", bind, "--port", str(port),
-            "--scheduler-file", f"{folder}/scheduler.json"]
-    if plan.idle_timeout:
-        argv += ["--idle-timeout", f"{plan.idle_timeout:g}s"]
-    spec = procs.ProcSpec(argv=argv, log=f"{folder}/scheduler.log", cwd=folder,
-                          env={"PYTHONUNBUFFERED": "1"},
-                          if_module={"bokeh": (["--dashboard-address", f"{bind}:0"], ["--no-dashboard"])})
-    started = time.monotonic()
-    [pid] = await procs.launch(shell, python, [spec])
-    proc = Proc("scheduler", host, pid, spec.log, here)
-    info = await procs.wait_for_file(shell, python, f"{folder}/scheduler.json", 30)
-    if info is None:
-        await procs.states(shell, python, [pid], cid, stop=True)
-        lines = await procs.tail(shell, python, spec.log, 5)
-        raise ClusterError(f"the scheduler on {host} did not start within 30 s: {' | '.join(lines[-3:])}: "
-                           f"see {spec.log} on {host}")
-    dash = (info.get("services") or {}).get("dashboard")
-    say(f"scheduler at {info['address']} on {host} in {time.monotonic() - started:.1f} s (pid {pid})")
-    return ClusterRecord(app=app_env.app, id=cid, address=info["address"],
-                         dashboard=f"http://{bind}:{dash}/status" if dash else None, scheduler=proc,
-                         wanted={}, cython=plan.cython, started_at=time.time(),
-                         pythons={host: python} if not here else {}, idle_timeout=plan.idle_timeout)
-
-
-async def _start_workers(app_env: AppEnv, conns: _Hosts, record: ClusterRecord,
-                         missing: list[tuple[str, str]], installed: dict, say: Line) -> list[Proc]:
-    from switchyard.cluster.env import env_python, worker_environ
-
-    by_host: dict[str, list[str]] = {}
-    for host, name in missing:
-        by_host.setdefault(host, []).append(name)
-
-    async def on(host: str, names: list[str]) -> list[Proc]:
-        shell = await conns.shell(host)
-        if is_local_host(host):
-            python, root = str(env_python(app_env)), None
-            values = worker_environ(app_env, record.cython)
-            env = {k: values[k] for k in (
-                "PYTHONUNBUFFERED", "SWITCHYARD_HOME", "SWITCHYARD_APPS", "VIRTUAL_ENV",
-                "DASK_DISTRIBUTED__WORKER__DAEMON", "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION")}
-            unset = ["PYTHONHOME"]
-            if "PYTHONPATH" in values:
-                env["PYTHONPATH"] = values["PYTHONPATH"]
-            else:
-                unset.append("PYTHONPATH")
-            bind = "::1" if host.strip("[]") == "::1" else "127.0.0.1"
-        else:
-            root = installed[host]["root"]
-            python, env, unset = remote.remote_env(root, app_env.app, record.cython)
-            bind = host
-        folder = _layout(app_env, host, record.id, root)
-        specs = [procs.ProcSpec(
-            argv=[python, "-m", "distributed.cli.dask_worker", record.address, "--name", name,
-                  "--nthreads", "1", "--nworkers", "1", "--host", bind, "--no-dashboard",
-                  "--local-directory", f"{folder}/{name}", "--death-timeout", str(DEATH_TIMEOUT)],
-            log=f"{folder}/{name}.log", cwd=folder, env=env, unset=unset,
-            path_first=python.rsplit("/", 1)[0]) for name in names]
-        pids = await procs.launch(shell, python, specs)
-        record.pythons[host] = python
-        say(f"host {host}: started {', '.join(f'{n} (pid {p})' for n, p in zip(names, pids))}")
-        return [Proc(n, host, p, s.log, is_local_host(host)) for n, p, s in zip(names, pids, specs)]
-
-    results = await asyncio.gather(*(on(h, names) for h, names in by_host.items()), return_exceptions=True)
-    started = [p for r in results if not isinstance(r, BaseException) for p in r]
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        record.workers += started  # so that the caller's cleanup stops them
-        raise errors[0]
-    return started
-
-
-def _scheduler_info(address: str, timeout: float = 10) -> dict:
-    from distributed import Client
-
-    with Client(address, timeout=timeout, set_as_default=False) as client:
-        try:
-            info = client.scheduler_info(n_workers=-1)
-        except TypeError:  # distributed before n_workers=
-            info = client.scheduler_info()
-        info["processing"] = {k: len(v) for k, v in client.processing().items()}
-        return info
+        await pool.close()
+    pythons = dict(record.pythons) if alive else {}
+    pythons.update({h: s.python for h, s in spec.hosts.items() if s.remote})
+    assert deployment.scheduler is not None and deployment.scheduler.recorded is not None
+    saved = ClusterRecord(
+        app=app_env.app, id=cid, address=deployment.address or "", dashboard=deployment.dashboard,
+        scheduler=deployment.scheduler.recorded, wanted=dict(plan.workers), cython=plan.cython,
+        started_at=record.started_at if alive else time.time(),
+        workers=[p.recorded for p in deployment.workers.values() if p.recorded is not None],
+        pythons=pythons, idle_timeout=record.idle_timeout if alive else plan.idle_timeout)
+    save_record(app_env, saved)
+    return await asyncio.to_thread(status_of, app_env, saved)
 
 
 def _joined_names(address: str) -> dict[str, str]:
     """Worker name -> address of the workers connected to the scheduler."""
     try:
-        info = _scheduler_info(address)
+        return names_of(scheduler_info(address))
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"cannot reach the scheduler at {address}: {e}: see its log") from e
-    return {str(w.get("name")): addr for addr, w in info.get("workers", {}).items()}
-
-
-async def _wait_joined(conns: _Hosts, record: ClusterRecord, new: list[Proc], timeout: float,
-                       say: Line) -> None:
-    if not new:
-        say("every wanted worker is already up: nothing to start")
-        return
-    started = time.monotonic()
-    deadline = started + timeout
-    last_check = 0.0
-    while True:
-        joined = await asyncio.to_thread(_joined_names, record.address)
-        waiting = [p for p in new if p.name not in joined]
-        if not waiting:
-            say(f"{len(new)} worker(s) joined in {time.monotonic() - started:.1f} s")
-            return
-        dead: list[Proc] = []
-        if time.monotonic() - last_check > 2:
-            last_check = time.monotonic()
-            for host in {p.host for p in waiting}:
-                shell = await conns.shell(host)
-                pids = [p.pid for p in waiting if p.host == host]
-                seen = await procs.states(shell, record.pythons[host], pids, record.marker)
-                dead += [p for p in waiting if p.host == host and seen.get(p.pid) != "ours"]
-        if dead or time.monotonic() > deadline:
-            culprits = dead or waiting
-            details = []
-            for p in culprits[:3]:
-                lines = await procs.tail(await conns.shell(p.host), record.pythons[p.host], p.log, 4)
-                text = " | ".join(s.strip() for s in lines if s.strip())[-300:]
-                details.append(f"{p.name}: {text or 'no output'}")
-            hosts = ", ".join(dict.fromkeys(p.host for p in culprits))
-            why = "exited before joining" if dead else f"did not join within {timeout:g} s"
-            raise ClusterError(
-                f"worker(s) {', '.join(p.name for p in culprits)} on host {hosts} {why}: "
-                f"{'; '.join(details)}: "
-                f"check that {hosts} can reach the scheduler at {record.address}"
-            )
-        await asyncio.sleep(0.3)
-
-
-# ----------------------------------------------------------------------------- stop
-
-def _helper_python(record: ClusterRecord, host: str) -> str:
-    return procs.local_python() if is_local_host(host) or host not in record.pythons else record.pythons[host]
-
-
-async def _stop(conns: _Hosts, record: ClusterRecord, targets: list[Proc],
-                timeout: float = 10) -> dict[str, str]:
-    """Stop ``targets``, each host in parallel.
-
-    Returns:
-        name -> stopped, killed, gone, other (pid reused), left or unreachable.
-    """
-    by_host: dict[str, list[Proc]] = {}
-    for p in targets:
-        by_host.setdefault(p.host if not p.local else "127.0.0.1", []).append(p)
-
-    async def on(host: str, group: list[Proc]) -> dict[str, str]:
-        try:
-            found = await procs.states(await conns.shell(host), _helper_python(record, host),
-                                       [p.pid for p in group], record.marker, stop=True, timeout=timeout)
-        except HostError:  # that host's processes stay recorded, so a later down tries again
-            return {p.name: "unreachable" for p in group}
-        return {p.name: found.get(p.pid, "gone") for p in group}
-
-    out: dict[str, str] = {}
-    for result in await asyncio.gather(*(on(h, g) for h, g in by_host.items())):
-        out.update(result)
-    return out
 
 
 async def _stop_all(cluster: ClusterSettings, record: ClusterRecord, say: Line) -> dict[str, str]:
-    conns = _Hosts(cluster)
+    pool = _hosts_of(cluster, record)
     try:
+        scheduler, workers = _adopted(record, pool)
         # Workers first, so that they do not spend their death timeout reconnecting.
-        result = await _stop(conns, record, record.workers)
-        result.update(await _stop(conns, record, [record.scheduler]))
+        result = await close_all(workers)
+        result.update(await close_all([scheduler]))
         for name, state in result.items():
             if state == "unreachable":
                 say(f"{name}: its host cannot be reached: it stays recorded; run down again later")
         return result
     finally:
-        await conns.close()
+        await pool.close()
 
 
 # ----------------------------------------------------------------------------- status / down / RUN
@@ -447,7 +293,7 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
     if not address or not answers(address):
         return out
     try:
-        info = _scheduler_info(address)
+        info = scheduler_info(address, processing=True)
     except (OSError, TimeoutError):
         return out
     wanted = record.wanted if record else {}
@@ -509,7 +355,7 @@ def workers_of(address: str) -> dict[str, int]:
     """Host -> number of workers connected to the scheduler at ``address`` (named or not)."""
     counts: dict[str, int] = {}
     try:
-        info = _scheduler_info(address)
+        info = scheduler_info(address)
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"something answers at {address} but it is not a Dask scheduler ({e}): "
                            "fix [cluster].scheduler") from e

@@ -143,71 +143,33 @@ def pump(store: RunStore, limit: int | None = None) -> dict[str, DriverProcess]:
 
 def record_cluster(run_dir: Path, pids: dict[str, int], address: str | None) -> None:
     """Remember the processes of a driver's local cluster (for :func:`reap_cluster`)."""
-    import psutil
+    from switchyard.cluster import reaper
 
-    procs = {}
-    for name, pid in pids.items():
-        try:
-            procs[name] = {"pid": pid, "started": psutil.Process(pid).create_time()}
-        except psutil.Error:
-            continue  # already gone
-    atomic_write_json(Path(run_dir) / CLUSTER_FILE, {
-        "host": socket.gethostname(), "driver_pid": os.getpid(), "address": address,
-        "processes": procs, "written_at": time.time(),
-    })
+    reaper.record(Path(run_dir) / CLUSTER_FILE, pids, address)
 
 
 def forget_cluster(run_dir: Path) -> None:
-    (Path(run_dir) / CLUSTER_FILE).unlink(missing_ok=True)
+    from switchyard.cluster import reaper
+
+    reaper.forget(Path(run_dir) / CLUSTER_FILE)
 
 
 def reap_cluster(run_dir: Path | str | None) -> list[int]:
     """Kill the recorded local cluster of a driver that is gone; return the pids killed.
 
     Only processes on this host whose start time matches the record are touched (a
-    recycled pid belongs to someone else), with their children (a nanny's worker).
+    recycled pid belongs to someone else), with their children (a nanny's worker):
+    :func:`switchyard.cluster.reaper.reap`.
     """
-    import psutil
+    from switchyard.cluster import reaper
 
     if not run_dir:
         return []
-    path = Path(run_dir) / CLUSTER_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    if doc.get("host") != socket.gethostname():
-        return []  # another machine's processes: its own sweep or driver reaps them
-    if _alive(doc.get("driver_pid"), doc.get("written_at", 0)):
-        return []  # the recording driver still runs (a slow heartbeat): leave its cluster alone
-    killed = []
-    for rec in (doc.get("processes") or {}).values():
-        try:
-            proc = psutil.Process(int(rec["pid"]))
-            if abs(proc.create_time() - float(rec["started"])) > 0.01:
-                continue
-            victims = [proc, *proc.children(recursive=True)]
-        except (psutil.Error, KeyError, ValueError):
-            continue
-        for victim in victims:
-            try:
-                victim.send_signal(signal.SIGKILL)
-                killed.append(victim.pid)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(victims, timeout=3)
-    path.unlink(missing_ok=True)
-    return killed
+    return reaper.reap(Path(run_dir) / CLUSTER_FILE)
 
 
 def _alive(pid: int | None, before: float) -> bool:
     """Whether ``pid`` is a live process (not a zombie) started no later than ``before``."""
-    import psutil
+    from switchyard.cluster import reaper
 
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        proc = psutil.Process(int(pid))
-        return proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() <= before
-    except psutil.Error:
-        return False
+    return reaper.driver_alive(pid, before)
