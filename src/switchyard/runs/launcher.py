@@ -15,19 +15,15 @@ A driver that starts a local Dask cluster records the cluster's processes in
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Protocol
 
 from switchyard.exceptions import InvalidTransition, SwitchyardError
 from switchyard.runs.store import RunStore
-from switchyard.workspace import atomic_write_json
 
 OWNER_ENV = "SWITCHYARD_DRIVER_OWNER"
 MAX_RUNNING_ENV = "SWITCHYARD_MAX_RUNNING"
