@@ -20,6 +20,7 @@ from typing import Any
 
 from switchyard import workspace
 from switchyard.exceptions import PlanError
+from switchyard.cluster.addresses import slot_name
 from switchyard.plan import planner
 
 SCHEMA_VERSION = 1
@@ -362,7 +363,7 @@ def build_plan(
     for host in hosts:
         i = per_host.get(host, 0)
         per_host[host] = i + 1
-        slots.append(WorkerSlot(id=f"{host}-{i}", host=host))
+        slots.append(WorkerSlot(id=slot_name(host, i), host=host))
     if capacities:
         by_id = {s.id: s for s in slots}
         for slot_id, cap in capacities.items():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.app import Partition, app_class_of, data_dir
+from switchyard.cluster.addresses import slot_names
 from switchyard.modes import Mode, mode_string
 from switchyard.runs import launcher
 from switchyard.runs.leases import OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL
@@ -76,7 +77,7 @@ class Job:
             partitions=[Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ())
                         for _, name, weight, payload, _ in rows],
             slot_of=[planned or "" for *_, planned in rows],
-            slot_names=[f"{host}-{i}" for host, n in (req.workers or {}).items() for i in range(n)],
+            slot_names=slot_names(dict(req.workers or {})),
             workers=dict(req.workers or {}), scheduler=req.scheduler or "", cluster=req.cluster,
             mode=int(req.mode or 0), max_attempts=req.max_attempts, max_inflight=req.max_inflight,
             backoff_base=float(opts.get("backoff_base", 0.5)), backoff_cap=float(opts.get("backoff_cap", 30.0)),
