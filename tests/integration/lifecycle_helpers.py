@@ -12,7 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from switchyard.runs import control
+from switchyard.app import AppEnv
+from switchyard.runs import agent, control
 from switchyard.runs.store import RunStore
 
 from .conftest import cli_json
@@ -91,3 +92,28 @@ def assert_output_complete(store: RunStore, oid: str, tasks: int) -> None:
     assert (frame["samples"] == SAMPLES).all()
     assert sorted(checkpoints(store, oid)) == list(range(tasks))
     assert completions_in_log(store, oid) == Counter({i + 1: 1 for i in range(tasks)})
+
+
+# ----------------------------------------------------------------------------- the run agent
+
+def agent_record(home: Path, app: str) -> dict:
+    return agent.Target(home, app, False).read_record()
+
+
+def warm_agent(app_env: AppEnv) -> int:
+    """Install the app's environment and start its agent (if needed); return the agent's pid."""
+    from switchyard.cluster.env import install_local
+
+    assert install_local(app_env).ok
+    assert agent.warm_up(app_env, wait=60)
+    return agent_record(app_env.home, app_env.app)["pid"]
+
+
+def agent_log(home: Path, app: str) -> str:
+    return agent.Target(home, app, False).log.read_text()
+
+
+def forked(home: Path, app: str, oid: str) -> list[int]:
+    """The pids the agent forked for ``oid`` (from its log)."""
+    started = re.findall(rf"driver pid (\d+) started for orchestration {oid} ", agent_log(home, app))
+    return [int(p) for p in started]

@@ -1,4 +1,5 @@
-"""Fault tests with real processes: kill -9 a Dask worker, kill -9 the driver, mid-run."""
+"""Fault tests with real processes: kill -9 a Dask worker, kill -9 the driver (forked by the run
+agent), mid-run."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import psutil
 
+from switchyard.app import AppEnv
 from switchyard.runs.launcher import CLUSTER_FILE
 
 from .conftest import cli_json
-from .lifecycle_helpers import (assert_output_complete, checkpoints, start_long_run, store_of,
-                                wait_status, wait_until)
+from .lifecycle_helpers import (assert_output_complete, checkpoints, forked, start_long_run, store_of,
+                                wait_status, wait_until, warm_agent)
 
 
 def recorded_cluster(store, oid) -> dict:
@@ -24,10 +26,14 @@ def recorded_cluster(store, oid) -> dict:
 
 
 def worker_process(nanny: int) -> psutil.Process | None:
-    """The nanny's worker (not its multiprocessing resource tracker)."""
+    """The nanny's worker (forked, so it shares the nanny's command line; not its
+    multiprocessing resource tracker)."""
     for child in psutil.Process(nanny).children():
-        if "spawn_main" in " ".join(child.cmdline()):
-            return child
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:  # a short-lived helper
+            continue
     return None
 
 
@@ -56,13 +62,17 @@ def test_a_killed_worker_is_replaced_and_every_batch_output_exists_once(run_home
 
 
 def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(run_home):
+    """The driver is the run agent's forked child: killing it loses nothing, the agent lives on."""
     apps, home = run_home
+    app_env = AppEnv("montecarlo", apps_dir=apps, workspace=home)
+    agent_pid = warm_agent(app_env)
     tasks = 12
     oid = start_long_run(home, apps, tasks)
     store = store_of(home)
     cluster = recorded_cluster(store, oid)
     wait_until(lambda: store.get(oid).completed_batches >= 2, 120, "2 batches completed")
     driver = store.get(oid).driver_pid
+    assert psutil.Process(driver).ppid() == agent_pid and forked(home, "montecarlo", oid) == [driver]
     os.kill(driver, signal.SIGKILL)
     killed_at = time.time()
     before = {b.idx: b for b in store.batches(oid) if b.status.value == "completed"}
@@ -75,6 +85,9 @@ def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(r
     assert "stopped heartbeating" in o.error and "resume it" in o.error
     # the sweep stopped the dead driver's local cluster: nothing leaks
     wait_until(lambda: not any(alive(p["pid"]) for p in cluster.values()), 15, "the orphan cluster ending")
+    assert psutil.pid_exists(agent_pid)  # the agent outlives its child
+
+    warm_agent(app_env)  # (a source edit meanwhile would replace it)
 
     out = cli_json("orchestrations", "resume", oid, home=home, apps=apps)
     assert out["status"] in ("pending", "running")
@@ -87,3 +100,4 @@ def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(r
     assert all(now[i] == files[i] for i in files)  # checkpoints written before the kill: untouched
     leases = [e["message"] for e in store.events(oid) if e["kind"] == "lease"]
     assert len({m.split()[2] for m in leases if m.startswith("claimed by")}) == 2  # two drivers
+    assert len(forked(home, "montecarlo", oid)) == 2  # the resumed driver was forked too
