@@ -33,9 +33,9 @@ def scheduler_info(source, timeout: float = 10, processing: bool = False) -> dic
     With ``processing``, ``info["processing"]`` is worker address -> number of tasks on it.
     """
     if isinstance(source, str):
-        from distributed import Client
+        from switchyard.cluster.connect import connect
 
-        with Client(source, timeout=timeout, set_as_default=False) as client:
+        with connect(source, timeout=timeout) as client:
             return scheduler_info(client, processing=processing)
     try:
         info = source.scheduler_info(n_workers=-1)

@@ -59,7 +59,7 @@ class PipelineSteps:
         self.driver = d = driver
         orch = d.orch
         pipeline = Pipeline.from_dict(json.loads((d.run_dir / SNAPSHOT).read_text()))
-        from distributed import Client
+        from switchyard.cluster.connect import connect
 
         address = self.scheduler or orch.options.get("scheduler")
         if not address:
@@ -72,7 +72,7 @@ class PipelineSteps:
             launcher.record_cluster(d.run_dir, self.cluster.pids, address)  # reaped if this driver dies
         d.log.write(f"driver: pipeline run {d.oid} of app '{orch.app}' "
                     f"(workflow {orch.options.get('workflow_id')}), scheduler {address}")
-        client = self.client = Client(address, timeout=30)
+        client = self.client = connect(address, set_as_default=True)
         finished: queue.Queue = queue.Queue()
 
         def submit(spec: dict, worker: str) -> Any:

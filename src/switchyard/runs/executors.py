@@ -128,16 +128,16 @@ class DaskExecutor:
     """Batches on a Dask cluster; each goes to its planned worker slot when that worker exists."""
 
     def __init__(self, address: str, on_line: Callable[[str], None], slot_names: list[str]):
-        from distributed import Client
+        from switchyard.cluster.connect import connect
 
         self._shared = SHARED_CLIENTS is not None
         if self._shared:
             client = SHARED_CLIENTS.get(address)
             if client is None or client.status != "running":
-                client = SHARED_CLIENTS[address] = Client(address, timeout=30, set_as_default=False)
+                client = SHARED_CLIENTS[address] = connect(address)
             self.client = client
         else:
-            self.client = Client(address, timeout=30)
+            self.client = connect(address, set_as_default=True)
         self.on_line = on_line
         info = self.client.scheduler_info()["workers"]
         by_name = {str(w.get("name")): addr for addr, w in info.items()}

@@ -54,10 +54,10 @@ def _save_state(app_env: AppEnv, state: dict) -> None:
 # ----------------------------------------------------------------------------- scheduler side
 
 def _client(address: str):
-    from distributed import Client
+    from switchyard.cluster.connect import connect
 
     try:
-        return Client(address, timeout=15, set_as_default=False)
+        return connect(address, timeout=15)
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"the service's scheduler at {address} does not answer ({e}): start the service "
                            "again (switchyard serve APP start)") from e
