@@ -12,55 +12,57 @@ Routes::
     POST /orchestrations/{id}/pause|resume|cancel|retry
     POST /orchestrations/{id}/reprocess       body (optional): {"batches": [idx, ...]}
 
-Binds 127.0.0.1 by default. With a token (``--token`` or ``$SWITCHYARD_API_TOKEN``)
-every request must carry ``Authorization: Bearer <token>``; bound to any other
-address it refuses to start without one. The token is never logged or written.
+Binds 127.0.0.1 by default. With a token (``$SWITCHYARD_API_TOKEN`` or ``--token-file``,
+never argv, where ``ps`` shows it) every request must carry ``Authorization: Bearer <token>``,
+the documentation routes (``/docs``, ``/redoc``, ``/openapi.json``) included; bound to any
+other address it refuses to start without one. The token is never logged or written.
 Errors: wrong or missing token 401, unknown id 404, illegal transition 409 (the body
 names the current status), bad filter 400.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from switchyard.exceptions import InvalidTransition, LeaseHeld, NotFound, SwitchyardError
+from switchyard.binds import TOKEN_ENV, is_loopback
+from switchyard.binds import check_api_bind as check_bind
+from switchyard.exceptions import GuardError, InvalidTransition, LeaseHeld, NotFound, SwitchyardError
 from switchyard.logs import tail
 from switchyard.runs import control
 from switchyard.runs.state import BatchStatus, Status
 from switchyard.runs.store import RunStore
 
-TOKEN_ENV = "SWITCHYARD_API_TOKEN"
+__all__ = ["DEFAULT_PORT", "TOKEN_ENV", "check_bind", "create_app", "is_loopback", "read_token_file", "serve"]
+
 DEFAULT_PORT = 8787
 
 
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` only accepts connections from this machine."""
-    host = host.strip().strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to a reachable address
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve a non-loopback address without a token.
+def read_token_file(path: Path | str) -> str:
+    """The token in ``path`` (surrounding whitespace cut).
 
     Raises:
-        SwitchyardError: ``host`` is reachable from other machines and no token is set.
+        GuardError: the file is missing, empty, or readable by other users.
     """
-    if not token and not is_loopback(host):
-        raise SwitchyardError(
-            f"refusing to serve the API on {host} without a token: anyone who reaches it could "
-            f"pause or cancel runs: set ${TOKEN_ENV} (or --token), or bind 127.0.0.1")
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise GuardError(f"--token-file {path}: cannot read it ({e.strerror}): write the token "
+                         f"into that file with mode 0600") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise GuardError(f"--token-file {path}: other users may read it (mode {stat.S_IMODE(mode):04o}): "
+                         f"run chmod 600 {path}")
+    if not text:
+        raise GuardError(f"--token-file {path}: the file is empty: write the token into it")
+    return text
 
 
 def create_app(store_path: Path | str | None = None, token: str | None = None) -> FastAPI:
@@ -76,9 +78,27 @@ def create_app(store_path: Path | str | None = None, token: str | None = None) -
             raise HTTPException(401, "missing or wrong bearer token: send Authorization: Bearer <token>",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    # FastAPI's own documentation routes sit outside the app's dependencies: serve them
+    # as ordinary routes instead, so the token guards them like every other one.
     app = FastAPI(title="Switchyard", summary="Orchestrations: status, batches, lifecycle",
-                  dependencies=[Depends(authorize)])
+                  dependencies=[Depends(authorize)], docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document():
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_page():
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Switchyard API")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc_page():
+        from fastapi.openapi.docs import get_redoc_html
+
+        return get_redoc_html(openapi_url="/openapi.json", title="Switchyard API")
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, e: NotFound):
@@ -167,14 +187,18 @@ def create_app(store_path: Path | str | None = None, token: str | None = None) -
 
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-          store_path: Path | str | None = None) -> None:
+          store_path: Path | str | None = None, token_file: Path | str | None = None) -> None:
     """Serve the API with uvicorn until interrupted.
 
+    The token is ``token``, else the content of ``token_file``, else ``$SWITCHYARD_API_TOKEN``.
+
     Raises:
-        SwitchyardError: bound beyond loopback without a token.
+        GuardError: bound beyond loopback without a token; an unusable token file.
     """
     import uvicorn
 
+    if not token and token_file:
+        token = read_token_file(token_file)
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token)
     app = create_app(store_path, token)

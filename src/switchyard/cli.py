@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", parents=[common], help="start the web workbench on 127.0.0.1")
     ui.add_argument("--port", type=int, default=8501)
-    ui.add_argument("--address", default="127.0.0.1")
+    ui.add_argument("--address", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1; any other needs --expose)")
+    ui.add_argument("--expose", action="store_true",
+                    help="allow a non-loopback --address: put a reverse proxy with authentication in front")
 
     sub.add_parser("apps", parents=[common], help="list the apps in the apps folder")
 
@@ -142,6 +145,9 @@ def _log_line(ns: argparse.Namespace):
 def cmd_ui(ns: argparse.Namespace) -> int:
     import subprocess
 
+    from switchyard.binds import check_ui_bind
+
+    check_ui_bind(ns.address, ns.expose)
     root = Path(__file__).resolve().parents[2]
     entry = root / "streamlit_app.py"
     env = dict(os.environ)

@@ -193,3 +193,10 @@ class AnalysisError(SwitchyardError):
     """A file that cannot be analysed, or a view choice that cannot be drawn."""
 
     category = "analysis"
+
+
+class GuardError(SwitchyardError):
+    """A security guard refused an action (a public bind, a secret on argv, a login in clear,
+    a host key the operator did not confirm); the message says what it protects and the way out."""
+
+    category = "security"

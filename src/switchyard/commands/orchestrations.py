@@ -66,8 +66,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     api.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1; any other needs a token)")
     api.add_argument("--port", type=int, default=8787)
-    api.add_argument("--token", help="bearer token every request must carry "
-                                     "(default: $SWITCHYARD_API_TOKEN)")
+    api.add_argument("--token-file", metavar="FILE",
+                     help="file (mode 0600) holding the bearer token every request must carry "
+                          "(default: $SWITCHYARD_API_TOKEN)")
+    api.add_argument("--token", help=argparse.SUPPRESS)  # refused: argv shows in `ps`
     api.set_defaults(func=cmd_api)
 
 
@@ -190,7 +192,11 @@ def cmd_limit(ns: argparse.Namespace) -> int:
 
 
 def cmd_api(ns: argparse.Namespace) -> int:
-    from switchyard.api import serve
+    from switchyard.api import TOKEN_ENV, serve
+    from switchyard.exceptions import GuardError
 
-    serve(host=ns.host, port=ns.port, token=ns.token)
+    if ns.token is not None:
+        raise GuardError(f"--token is refused: a command line is visible to every user in `ps`: "
+                         f"put the token in a file (chmod 600) and pass --token-file FILE, or set ${TOKEN_ENV}")
+    serve(host=ns.host, port=ns.port, token_file=ns.token_file)
     return 0

@@ -1,0 +1,63 @@
+"""Security guards that need no process of their own: binds, the API token's sources and the
+documentation routes behind it (issue 14)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from switchyard.api import create_app, read_token_file
+from switchyard.binds import check_ui_bind
+from switchyard.cli import main
+from switchyard.exceptions import GuardError
+from switchyard.runs.store import RunStore
+
+TOKEN = "docs-token-91c2"
+
+
+def test_documentation_routes_need_the_token_like_every_other(tmp_path):
+    store = RunStore(tmp_path / "switchyard.db")
+    try:
+        with TestClient(create_app(store.path, TOKEN)) as c:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert c.get(path).status_code == 401, path
+                assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
+                assert c.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200, path
+            doc = c.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+            assert "/orchestrations/{oid}" in doc["paths"] and "/docs" not in doc["paths"]
+        with TestClient(create_app(store.path, None)) as c:  # loopback without a token: open
+            assert c.get("/docs").status_code == 200 and "swagger" in c.get("/docs").text.lower()
+    finally:
+        store.close()
+
+
+def test_token_file_is_read_only_when_private_and_not_empty(tmp_path):
+    f = tmp_path / "token"
+    f.write_text(f"  {TOKEN}\n")
+    f.chmod(0o644)
+    with pytest.raises(GuardError, match=r"other users may read it \(mode 0644\): run chmod 600"):
+        read_token_file(f)
+    f.chmod(0o600)
+    assert read_token_file(f) == TOKEN
+    f.write_text("\n")
+    with pytest.raises(GuardError, match="the file is empty"):
+        read_token_file(f)
+    with pytest.raises(GuardError, match="cannot read it"):
+        read_token_file(tmp_path / "missing")
+
+
+def test_cli_refuses_a_token_on_argv_and_a_public_workbench(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_HOME", str(tmp_path))
+    code = main(["api", "--token", TOKEN, "--port", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--token is refused" in err and "--token-file FILE" in err
+    assert "SWITCHYARD_API_TOKEN" in err and TOKEN not in err and len(err.strip().splitlines()) == 1
+    for address in ("0.0.0.0", "192.0.2.7", "::", "workbench.example.org"):
+        code = main(["ui", "--address", address, "--port", "1"])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"refusing to serve the workbench on {address}" in err
+        assert "arbitrary code" in err and "reverse proxy with authentication" in err and "--expose" in err
+    check_ui_bind("0.0.0.0", expose=True)
+    for address in ("127.0.0.1", "::1", "localhost", "127.0.0.9"):
+        check_ui_bind(address, expose=False)
