@@ -25,16 +25,54 @@ def home() -> Path:
     return Path(os.environ.get("SWITCHYARD_HOME") or "~/.switchyard").expanduser().resolve()
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` can only set it, which
+    would race with files other threads create meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # a platform or file system that cannot open folders: the rename is all we have
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int | None = None, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    The file keeps the mode it had (a new one gets ``mode``, default 0666 less the umask,
+    as a plain ``open`` would give it; ``mkstemp`` alone would make every file 0600).
+    With ``durable`` (the default) the data and the rename are on disk when this returns:
+    the file and its folder are fsynced.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        wanted = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        wanted = mode if mode is not None else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), wanted)
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -42,15 +80,17 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         except FileNotFoundError:
             pass
         raise
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None, durable: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), mode=mode, durable=durable)
 
 
-def atomic_write_json(path: Path | str, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: Path | str, obj: Any, *, mode: int | None = None, durable: bool = True) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", mode=mode, durable=durable)
 
 
 def export_dir(app: str, root: Path | None = None) -> Path:

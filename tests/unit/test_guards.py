@@ -3,6 +3,9 @@ documentation routes behind it (issue 14)."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -61,3 +64,25 @@ def test_cli_refuses_a_token_on_argv_and_a_public_workbench(tmp_path, capsys, mo
     check_ui_bind("0.0.0.0", expose=True)
     for address in ("127.0.0.1", "::1", "localhost", "127.0.0.9"):
         check_ui_bind(address, expose=False)
+
+
+def test_saved_app_settings_keep_their_mode_and_new_files_follow_the_umask(tmp_path):
+    from switchyard.settings import update_args, update_cluster
+    from switchyard.workspace import atomic_write_text
+
+    path = tmp_path / "app_settings.toml"
+    path.write_text("# operator's comment\n[args]\nn = 4\n\n[cluster]\ndask = true\n")
+    for mode in (0o640, 0o604, 0o600):
+        path.chmod(mode)
+        update_args(path, {"n": 5})
+        update_cluster(path, pool=True)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert "# operator's comment" in path.read_text() and "n = 5" in path.read_text()
+    old = os.umask(0o027)
+    try:
+        fresh = atomic_write_text(tmp_path / "new.txt", "x")
+        given = atomic_write_text(tmp_path / "given.txt", "x", mode=0o600)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and stat.S_IMODE(given.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app_settings.toml", "given.txt", "new.txt"]
