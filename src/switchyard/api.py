@@ -5,7 +5,7 @@ Routes::
     GET  /healthz
     GET  /orchestrations?status=&app=&kind=&limit=
     GET  /orchestrations/{id}                 status, progress, batch counts, timestamps, error
-    GET  /orchestrations/{id}/batches?status=
+    GET  /orchestrations/{id}/batches?status=&worker=&name=&error=&limit=&offset=&after=  (one page)
     GET  /orchestrations/{id}/dead-letters
     GET  /orchestrations/{id}/events
     GET  /orchestrations/{id}/log?lines=200
@@ -36,6 +36,7 @@ from switchyard.binds import check_api_bind as check_bind
 from switchyard.exceptions import GuardError, InvalidTransition, LeaseHeld, NotFound, SwitchyardError
 from switchyard.logs import tail
 from switchyard.runs import control
+from switchyard.runs.batch_reads import PAGE_MAX, BatchFilter, batch_listing
 from switchyard.runs.state import BatchStatus, Status
 from switchyard.runs.store import RunStore
 
@@ -152,10 +153,14 @@ def create_app(store_path: Path | str | None = None, token: str | None = None) -
         return control.summary(fresh(), oid)
 
     @app.get("/orchestrations/{oid}/batches")
-    def batches(oid: str, status: str | None = None) -> dict[str, Any]:
-        wanted = statuses([status] if status else None, BatchStatus)
-        rows = [b.to_dict() for b in fresh().batches(oid, wanted[0] if wanted else None)]
-        return {"orchestration_id": oid, "batches": rows, "count": len(rows)}
+    def batches(oid: str, status: list[str] | None = Query(None), worker: str | None = None,
+                name: str | None = None, error: str | None = None,
+                limit: int = Query(100, ge=1, le=PAGE_MAX), offset: int = Query(0, ge=0),
+                after: int | None = Query(None, ge=-1)) -> dict[str, Any]:
+        store = fresh()
+        store.get(oid)  # an unknown id is a 404 before the filters are read
+        filt = BatchFilter.of(statuses(status, BatchStatus), worker=worker, name=name, error=error)
+        return batch_listing(store, oid, filt, limit=limit, offset=offset, after=after)
 
     @app.get("/orchestrations/{oid}/dead-letters")
     def dead(oid: str) -> dict[str, Any]:

@@ -66,12 +66,12 @@ def test_default_path_is_in_the_workspace(tmp_path, monkeypatch):
 def test_pragmas_and_schema_version(store):
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
     conn.close()
     c = store._connection()
     assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
 
 
 def test_initialize_schema_is_idempotent_and_keeps_data(store):
@@ -80,7 +80,7 @@ def test_initialize_schema_is_idempotent_and_keeps_data(store):
     with RunStore(store.path) as again:
         again.initialize_schema()
         assert again.get(oid).total_batches == 4
-        assert again.schema_version() == 2
+        assert again.schema_version() == 3
 
 
 def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
@@ -89,7 +89,7 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     v1 = (store_module._SCHEMA.replace(",\n    request TEXT NOT NULL DEFAULT '{}'", "")
-          .replace("    payload BLOB,\n", ""))
+          .replace("    payload BLOB,\n", "").replace("    error_signature TEXT,\n", ""))
     for statement in v1.split(";"):
         if statement.strip():
             conn.execute(statement)
@@ -99,7 +99,7 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
     assert "request" not in {r[1] for r in conn.execute("PRAGMA table_info(orchestrations)")}
     conn.close()
     with RunStore(path) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.get("o1").status.value == "completed" and store.get("o1").request == {}
         oid = store.create_orchestration(kind="app", app="a", mode=0, args={}, workers={}, scheduler=None,
                                          plan_fingerprint=None, run_dir=None, request={"app": "a"},
@@ -110,9 +110,9 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
 
 def test_a_newer_schema_is_refused_with_a_clear_error(store):
     with store.transaction() as c:
-        c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     store.close()
-    with pytest.raises(StoreError, match=r"schema version 3 is newer than this Switchyard's \(2\)"):
+    with pytest.raises(StoreError, match=r"schema version 4 is newer than this Switchyard's \(3\)"):
         RunStore(store.path)
 
 

@@ -19,7 +19,7 @@ LIFECYCLE = ("pause", "resume", "cancel", "retry")
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
              cluster: argparse.ArgumentParser) -> None:
     from switchyard.cli import Parser
-    from switchyard.runs.state import Status
+    from switchyard.runs.state import BatchStatus, Status
 
     orch = sub.add_parser("orchestrations", aliases=["orch"], help="list, show and control orchestrations")
     osub = orch.add_subparsers(dest="action", required=True, parser_class=Parser)
@@ -34,7 +34,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
 
     show = osub.add_parser("show", parents=[common], help="status, progress and batch counts of one")
     show.add_argument("id")
-    show.add_argument("--batches", action="store_true", help="include every batch")
+    show.add_argument("--batches", action="store_true",
+                      help="include one page of batches (--limit, --offset or --after, filters)")
+    show.add_argument("--limit", type=int, default=100, help="batches per page (default 100, at most 1000)")
+    show.add_argument("--offset", type=int, default=0, help="skip this many matching batches")
+    show.add_argument("--after", type=int, metavar="IDX",
+                      help="the page after batch IDX (the previous page's next_after: cheap at any depth)")
+    show.add_argument("--batch-status", action="append", choices=[s.value for s in BatchStatus],
+                      help="only batches with this status (repeatable)")
+    show.add_argument("--worker", help="only batches that ran on this worker")
+    show.add_argument("--name", help="only batches whose name contains this text")
+    show.add_argument("--error", help="only batches whose error contains this text")
+    show.add_argument("--errors", action="store_true", help="include the error groups (by signature, with counts)")
     show.add_argument("--log", type=int, default=0, metavar="N", help="include the last N log lines")
     show.set_defaults(func=cmd_show)
 
@@ -122,17 +133,37 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 def cmd_show(ns: argparse.Namespace) -> int:
     from switchyard.logs import tail
-    from switchyard.runs.control import batch_rows, log_path, summary
+    from switchyard.runs.batch_reads import BatchFilter, batch_listing
+    from switchyard.runs.control import log_path, summary
 
     store = _store()
     d = summary(store, ns.id)
     text = describe(d)
     if ns.batches:
-        d["batch_list"] = batch_rows(store, ns.id)
+        if not 1 <= ns.limit <= 1000 or ns.offset < 0:
+            from switchyard.exceptions import SwitchyardError
+
+            raise SwitchyardError(f"--limit {ns.limit} / --offset {ns.offset}: the limit runs from 1 to "
+                                  "1000 and the offset from 0 (e.g. --limit 100 --offset 200)")
+        filt = BatchFilter.of(ns.batch_status, worker=ns.worker, name=ns.name, error=ns.error)
+        page = batch_listing(store, ns.id, filt, limit=ns.limit, offset=ns.offset, after=ns.after)
+        d["batch_list"] = page.pop("batches")
+        d["batch_page"] = {k: page[k] for k in ("count", "total", "limit", "offset", "next_after")}
         text += "\n" + "\n".join(
             f"  #{b['idx']:<4} {b['name']:<20} {b['status']:<9} {b['worker'] or '-':<14} "
             f"attempts {b['attempts']}" + (f"  {b['error']}" if b["error"] else "")
             for b in d["batch_list"])
+        if ns.after is None:
+            text += f"\n  batches {ns.offset + 1}-{ns.offset + page['count']} of {page['total']} matching"
+        else:
+            text += f"\n  {page['count']} batches after #{ns.after} of {page['total']} matching"
+        if page["next_after"] is not None:
+            text += f"; next page: --after {page['next_after']}"
+    if ns.errors:
+        d["error_groups"] = store.error_groups(ns.id)
+        text += "\n" + ("\n".join(f"  {g['count']:>6} x {g['signature']}  (dead {g['dead']}, first "
+                                  f"#{g['first_idx']} {g['first_name']})" for g in d["error_groups"])
+                         or "  no errors")
     if ns.log:
         d["log"] = tail(log_path(store, ns.id), ns.log)
         text += "\n" + "\n".join(d["log"])

@@ -25,10 +25,11 @@ from typing import Any, Iterable, Iterator
 
 from switchyard import workspace
 from switchyard.exceptions import LeaseHeld, NotFound, StoreError
+from switchyard.runs.batch_reads import BatchReads, error_signature
 from switchyard.runs.leases import Leases, _marks, _now
 from switchyard.runs.state import Batch, BatchStatus, Orchestration, Status, next_status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orchestrations (
@@ -76,6 +77,7 @@ CREATE TABLE IF NOT EXISTS batches (
     output_path TEXT,
     next_attempt_at REAL,
     payload BLOB,
+    error_signature TEXT,
     PRIMARY KEY (orchestration_id, idx)
 );
 CREATE INDEX IF NOT EXISTS batches_by_status ON batches (orchestration_id, status);
@@ -93,6 +95,16 @@ CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, 
 _ADDED_COLUMNS = (
     ("orchestrations", "request", "TEXT NOT NULL DEFAULT '{}'"),  # v2: the run request (JSON)
     ("batches", "payload", "BLOB"),  # v2: the partition's items (pickle), read by the driver
+    ("batches", "error_signature", "TEXT"),  # v3: the error with what varies blanked (error groups)
+)
+
+# v3: the indexes behind paged, filtered and aggregated batch reads (runs/batch_reads.py),
+# created after the columns they cover exist.
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS batches_by_status_idx ON batches (orchestration_id, status, idx)",
+    "CREATE INDEX IF NOT EXISTS batches_by_worker ON batches (orchestration_id, worker, idx)",
+    "CREATE INDEX IF NOT EXISTS batches_by_started ON batches (orchestration_id, started_at)",
+    "CREATE INDEX IF NOT EXISTS batches_by_signature ON batches (orchestration_id, error_signature)",
 )
 
 # Every batch column but the payload (read only by the driver, with :meth:`RunStore.payloads`).
@@ -113,10 +125,11 @@ def _json(value: dict | None) -> str:
     return json.dumps(value or {}, default=str)  # e.g. a Path in args is stored as its text
 
 
-class RunStore(Leases):
+class RunStore(Leases, BatchReads):
     """Orchestrations, batches and events in one SQLite file, safe across threads and processes.
 
-    Leases, heartbeats, the sweep and the queue are in :class:`switchyard.runs.leases.Leases`.
+    Leases, heartbeats, the sweep and the queue are in :class:`switchyard.runs.leases.Leases`;
+    paged, filtered and aggregated batch reads in :class:`switchyard.runs.batch_reads.BatchReads`.
 
     Args:
         path: the database file; default ``<workspace home>/switchyard.db``.
@@ -219,6 +232,13 @@ class RunStore(Leases):
                     have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
                     if column not in have:
                         c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                for statement in _INDEXES:
+                    c.execute(statement)
+                if found is not None and found < 3:  # errors recorded before signatures existed
+                    rows = c.execute("SELECT orchestration_id, idx, error FROM batches "
+                                     "WHERE error IS NOT NULL AND error_signature IS NULL").fetchall()
+                    c.executemany("UPDATE batches SET error_signature = ? WHERE orchestration_id = ? "
+                                  "AND idx = ?", [(error_signature(e), o, i) for o, i, e in rows])
                 if found != SCHEMA_VERSION:
                     c.execute(
                         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
@@ -573,12 +593,13 @@ class RunStore(Leases):
                 got = c.execute(
                     "UPDATE batches SET "
                     "status = ?, attempts = attempts + ?, worker = COALESCE(?, worker), "
-                    "started_at = COALESCE(?, started_at), ended_at = ?, error = ?, "
+                    "started_at = COALESCE(?, started_at), ended_at = ?, error = ?, error_signature = ?, "
                     "output_path = COALESCE(?, output_path), next_attempt_at = ? "
                     "WHERE orchestration_id = ? AND idx = ? AND status != 'completed' "
                     "RETURNING status, attempts",
                     (status.value, counted, r.get("worker"),
                      r.get("started_at"), now if ended is None else ended, r.get("error"),
+                     error_signature(r.get("error")),
                      r.get("output_path"), r.get("next_attempt_at"), oid, idx),
                 ).fetchone()
                 if got is None:
