@@ -41,12 +41,17 @@ class AGI:
 
     @staticmethod
     async def get_distrib(app_env: AppEnv, scheduler: str | None = None, workers: dict[str, int] | None = None,
-                          **args: Any):
+                          costs: str | None = None, **args: Any):
         """Compute and save the work plan on the workers RUN will use; returns the WorkPlan
-        (``plan.workers_from`` and ``plan.note`` say where those workers come from)."""
+        (``plan.workers_from`` and ``plan.note`` say where those workers come from).
+
+        ``costs="measured"`` plans from the costs measured in the app's completed runs (the
+        app's weights, scaled, for partitions never measured); ``"weights"`` (the default)
+        from the app's weights. ``plan.cost_note`` says which costs the plan used.
+        """
         from switchyard.runs.submit import get_distrib
 
-        return await asyncio.to_thread(get_distrib, app_env, scheduler, workers, True, **args)
+        return await asyncio.to_thread(get_distrib, app_env, scheduler, workers, True, None, costs, **args)
 
     @staticmethod
     async def run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dist = sub.add_parser("distrib", parents=[common, cluster], help="compute and save the work plan")
     dist.add_argument("app")
+    dist.add_argument("--costs", choices=["weights", "measured"], default="weights",
+                      help="plan from the app's weights (default) or from costs measured in its past runs")
 
     run = sub.add_parser("run", parents=[common, cluster], help="run the app (waits unless --detach)")
     run.add_argument("app")
@@ -185,13 +187,17 @@ def cmd_distrib(ns: argparse.Namespace) -> int:
     from switchyard.runs.submit import plan_path
 
     app_env = _app_env(ns)
-    plan = asyncio.run(AGI.get_distrib(app_env, scheduler=ns.scheduler, workers=ns.workers, **dict(ns.arg)))
+    plan = asyncio.run(AGI.get_distrib(app_env, scheduler=ns.scheduler, workers=ns.workers, costs=ns.costs,
+                                       **dict(ns.arg)))
     summary = plan.summary()
     summary["path"] = str(plan_path(app_env))
     loads = ", ".join(f"{k} {v:.1f}%" for k, v in plan.load_percent().items())
+    predicted = summary["predicted_makespan_seconds"]
     _emit(ns, summary, f"{summary['partitions']} partitions over {summary['workers']} workers: makespan "
                        f"{plan.makespan:.4g} (lower bound {plan.lower_bound:.4g}); loads {loads}; saved to "
-                       f"{summary['path']}" + (f"\nnote: {plan.note}" if plan.note else ""))
+                       f"{summary['path']}" + (f"\nnote: {plan.note}" if plan.note else "")
+                       + f"\ncosts: {plan.cost_note}" + (f"; predicted makespan {predicted:.3g} s"
+                                                         if predicted is not None else ""))
     return 0
 
 

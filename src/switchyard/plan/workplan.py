@@ -16,12 +16,15 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchyard import workspace
 from switchyard.exceptions import PlanError
 from switchyard.cluster.addresses import slot_name
 from switchyard.plan import planner
+
+if TYPE_CHECKING:
+    from switchyard.plan.costs import PlanCosts
 
 SCHEMA_VERSION = 1
 _FIX = "re-plan with get_distrib or correct the plan file"
@@ -29,14 +32,23 @@ _FIX = "re-plan with get_distrib or correct the plan file"
 
 @dataclass
 class PlannedPartition:
-    """A partition in a plan; ``index`` is its position in the app's ``partitions()``."""
+    """A partition in a plan; ``index`` is its position in the app's ``partitions()``.
+
+    ``weight`` is what the plan balanced: the app's weight, or for a plan from measured
+    costs its predicted seconds. ``cost`` is its predicted seconds on a slot of speed 1
+    (measured, or its weight scaled) when the app has a run history, else None.
+    """
 
     name: str
     weight: float
     index: int
+    cost: float | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "weight": self.weight, "index": self.index}
+        d = {"name": self.name, "weight": self.weight, "index": self.index}
+        if self.cost is not None:
+            d["cost"] = self.cost
+        return d
 
 
 @dataclass
@@ -82,6 +94,9 @@ class WorkPlan:
     # and the one line saying how they differ from [cluster].workers (None when they do not).
     workers_from: str = "settings"
     note: str | None = None
+    # Which costs the plan used (``plan.costs.PlanCosts.to_doc``): source, note, slot speeds;
+    # None for a plan made before costs were measured (the app's weights).
+    costs: dict | None = None
 
     # serialisation -----------------------------------------------------------
     def to_dict(self) -> dict:
@@ -96,6 +111,7 @@ class WorkPlan:
             "edited": self.edited,
             "workers_from": self.workers_from,
             "note": self.note,
+            **({"costs": self.costs} if self.costs is not None else {}),
             "slots": [s.to_dict() for s in self.slots],
         }
 
@@ -147,6 +163,9 @@ class WorkPlan:
         edited = d.get("edited", False)
         if not isinstance(edited, bool):
             raise fail("edited", f"{edited!r} is not true or false")
+        costs = d.get("costs")
+        if costs is not None and not isinstance(costs, dict):
+            raise fail("costs", f"expected an object, got {type(costs).__name__}")
         if not d["slots"]:
             raise fail(
                 "slots", "no worker slots", "re-plan with at least one worker in [cluster.workers]"
@@ -195,9 +214,13 @@ class WorkPlan:
                     )
                 if index in indices:
                     raise fail(f"{pkey}.index", f"index {index} appears twice", _FIX)
+                cost = p.get("cost")
+                if cost is not None and (not _is_number(cost) or not math.isfinite(cost) or cost < 0):
+                    raise fail(f"{pkey}.cost", f"{cost!r} is not a number >= 0 (seconds)")
                 names.add(name)
                 indices.add(index)
-                parts.append(PlannedPartition(name=name, weight=float(weight), index=index))
+                parts.append(PlannedPartition(name=name, weight=float(weight), index=index,
+                                              cost=None if cost is None else float(cost)))
             slots.append(
                 WorkerSlot(id=s["id"], host=s["host"], capacity=float(capacity), partitions=parts)
             )
@@ -213,6 +236,7 @@ class WorkPlan:
             schema_version=version,
             workers_from=str(d.get("workers_from") or "settings"),
             note=d.get("note") if isinstance(d.get("note"), str) else None,
+            costs=costs,
         )
 
     def to_json(self) -> str:
@@ -294,8 +318,35 @@ class WorkPlan:
         """True if the plan was made for this app, args and workers (the fingerprint matches)."""
         return self.fingerprint == plan_fingerprint(app, args, workers)
 
+    @property
+    def cost_source(self) -> str:
+        """``"measured"`` or ``"weights"``: what the plan balanced."""
+        return str((self.costs or {}).get("source") or "weights")
+
+    @property
+    def cost_note(self) -> str | None:
+        return (self.costs or {}).get("note")
+
+    def predicted_seconds(self) -> dict[str, float] | None:
+        """Per slot id: the seconds its partitions should take (their costs over the slot's
+        measured speed); None when the app has no run history (costs unknown)."""
+        speeds = (self.costs or {}).get("speeds") or {}
+        out = {}
+        for s in self.slots:
+            if any(p.cost is None for p in s.partitions):
+                return None
+            speed = float(speeds.get(s.id, s.capacity if self.cost_source == "measured" else 1.0))
+            out[s.id] = math.fsum(p.cost for p in s.partitions) / speed
+        return out if any(p.cost is not None for s in self.slots for p in s.partitions) else None
+
+    @property
+    def predicted_makespan_seconds(self) -> float | None:
+        loads = self.predicted_seconds()
+        return max(loads.values(), default=0.0) if loads is not None else None
+
     def summary(self) -> dict:
         span, bound = self.makespan, self.lower_bound
+        predicted = self.predicted_seconds()
         return {
             "app": self.app,
             "fingerprint": self.fingerprint,
@@ -311,6 +362,10 @@ class WorkPlan:
             "slots": [s.id for s in self.slots],
             "workers_from": self.workers_from,
             "note": self.note,
+            "costs": self.cost_source,
+            "cost_note": self.cost_note,
+            "predicted_makespan_seconds": max(predicted.values(), default=0.0) if predicted else None,
+            "predicted_seconds": predicted,
         }
 
 
@@ -333,6 +388,7 @@ def build_plan(
     partitions: Iterable[Any],
     capacities: Mapping[str, float] | None = None,
     now: float | None = None,
+    costs: "PlanCosts | None" = None,
 ) -> WorkPlan:
     """Plan the app's partitions over the worker slots.
 
@@ -343,8 +399,11 @@ def build_plan(
             ids ``f"{host}-{i}"`` with ``i`` counting from 0 per host.
         scheduler: The scheduler address the plan is for.
         partitions: Objects with ``.name`` and ``.weight`` (``switchyard.app.Partition``).
-        capacities: Optional slot id -> relative speed (default 1.0).
+        capacities: Optional slot id -> relative speed (default 1.0; a plan from measured
+            costs takes the measured speeds).
         now: The creation time (seconds since the epoch); defaults to the current time.
+        costs: What to plan on (``plan.costs.plan_costs``): the partitions' values (their
+            weights, or measured seconds), slot speeds and predicted costs; default the weights.
 
     Raises:
         PlanError: Duplicate partition names, no worker slots, an unknown slot id in
@@ -364,6 +423,8 @@ def build_plan(
         i = per_host.get(host, 0)
         per_host[host] = i + 1
         slots.append(WorkerSlot(id=slot_name(host, i), host=host))
+    if costs is not None and costs.capacities and not capacities:
+        capacities = {s.id: costs.capacities[s.id] for s in slots if s.id in costs.capacities}
     if capacities:
         by_id = {s.id: s for s in slots}
         for slot_id, cap in capacities.items():
@@ -386,14 +447,18 @@ def build_plan(
                 "give each partition a unique name"
             )
         seen.add(p.name)
-    weights = [p.weight for p in parts]
+    weights = [p.weight for p in parts] if costs is None else list(costs.values)
+    if len(weights) != len(parts):
+        raise PlanError(f"app '{app}': {len(weights)} costs for {len(parts)} partitions: re-plan")
+    predicted = [None] * len(parts) if costs is None else list(costs.costs)
     try:
         assign = planner.plan_partitions(weights, [s.capacity for s in slots])
     except PlanError as e:
         raise PlanError(f"app '{app}': {e}") from None
     for index, (p, j) in enumerate(zip(parts, assign)):
         slots[j].partitions.append(
-            PlannedPartition(name=str(p.name), weight=float(p.weight), index=index)
+            PlannedPartition(name=str(p.name), weight=float(weights[index]), index=index,
+                             cost=predicted[index])
         )
     return WorkPlan(
         app=app,
@@ -403,6 +468,7 @@ def build_plan(
         scheduler=scheduler,
         slots=slots,
         created_at=time.time() if now is None else float(now),
+        costs=costs.to_doc() if costs is not None else None,
     )
 
 
@@ -437,7 +503,7 @@ def reassign_many(plan: WorkPlan, moves: Mapping[str, str]) -> WorkPlan:
     slots = []
     for s in plan.slots:
         kept = [
-            PlannedPartition(p.name, p.weight, p.index)
+            PlannedPartition(p.name, p.weight, p.index, p.cost)
             for p in s.partitions
             if moves.get(p.name, s.id) == s.id
         ]
@@ -447,7 +513,7 @@ def reassign_many(plan: WorkPlan, moves: Mapping[str, str]) -> WorkPlan:
         for p in s.partitions:
             target = moves.get(p.name, s.id)
             if target != s.id:
-                by_id[target].partitions.append(PlannedPartition(p.name, p.weight, p.index))
+                by_id[target].partitions.append(PlannedPartition(p.name, p.weight, p.index, p.cost))
     for s in slots:
         # Keep the app's partition order within a slot so edited and fresh plans run alike.
         s.partitions.sort(key=lambda p: p.index)
@@ -463,6 +529,7 @@ def reassign_many(plan: WorkPlan, moves: Mapping[str, str]) -> WorkPlan:
         schema_version=plan.schema_version,
         workers_from=plan.workers_from,
         note=plan.note,
+        costs=dict(plan.costs) if plan.costs is not None else None,
     )
 
 

@@ -10,7 +10,8 @@ with :meth:`RunRequest.from_dict` and nothing else carries the run's
 parameters.
 
 Engine options (mode, scheduler, workers, limits, origin, and ``options`` for
-later ones) are kept apart from the app's own ``args``; their names are
+later ones, e.g. ``options["costs"]``, the plan's cost source ``"weights"`` or
+``"measured"``) are kept apart from the app's own ``args``; their names are
 reserved against app arg names (:data:`switchyard.app.RESERVED_ARG_NAMES`).
 """
 
@@ -144,6 +145,11 @@ def resolve(app_env: AppEnv, *, mode: int | str | None = None, scheduler: str | 
         max_inflight = int(os.environ.get("SWITCHYARD_MAX_INFLIGHT") or 0)
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise SwitchyardError(f"max_attempts {max_attempts!r}: give a whole number >= 1")
+    options = dict(options or {})
+    if "costs" in options:  # the cost source of the plan: "weights" (default) or "measured"
+        from switchyard.plan.costs import check_source
+
+        options["costs"] = check_source(options["costs"])
     request = RunRequest(
         app=app_env.app, apps_dir=str(app_env.apps_path), mode=int(m),
         scheduler=check_scheduler(settings.cluster.scheduler if scheduler is None else scheduler),
@@ -151,7 +157,7 @@ def resolve(app_env: AppEnv, *, mode: int | str | None = None, scheduler: str | 
         args=model.model_dump(mode="json"),
         pool_size=settings.cluster.pool_size if m.uses_pool else 0,
         max_attempts=max_attempts, max_inflight=max(0, int(max_inflight)),
-        origin=dict(origin) if origin else None, options=dict(options or {}),
+        origin=dict(origin) if origin else None, options=options,
     )
     if place:
         request = placed(app_env, request, start_cluster=start_cluster, on_line=on_line)

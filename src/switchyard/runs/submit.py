@@ -102,6 +102,25 @@ def save_plan(app_env: AppEnv, plan) -> Path:
     return path
 
 
+def plan_costs_of(res: Resolved, partitions: list):
+    """What the plan of ``res`` is made from: the request's cost source (``options["costs"]``,
+    default the app's weights) and the measured costs of the app's completed runs in its mode."""
+    from switchyard.cluster.addresses import slot_names
+    from switchyard.plan.costs import measured_model, plan_costs
+
+    req = res.request
+    model = measured_model(open_store(res.app_env), req.app, int(req.mode or 0), req.args,
+                           getattr(res.app_cls, "cost_args", None))
+    return plan_costs(cost_source(req), model, partitions, slot_names(dict(req.workers)),
+                      what=f"app '{req.app}' in mode {int(req.mode or 0)}")
+
+
+def cost_source(request: RunRequest) -> str:
+    from switchyard.plan.costs import check_source
+
+    return check_source(request.options.get("costs"))
+
+
 def compute_plan(res: Resolved, partitions: list | None = None):
     """A fresh plan of the app's partitions over the request's workers; (plan, partitions)."""
     from switchyard.plan import build_plan
@@ -111,19 +130,27 @@ def compute_plan(res: Resolved, partitions: list | None = None):
         app.prepare()
         partitions = app.partitions()
     req = res.request
-    plan = build_plan(req.app, req.args, req.workers, req.scheduler, partitions)
+    costs = plan_costs_of(res, partitions)
+    plan = build_plan(req.app, req.args, req.workers, req.scheduler, partitions, costs=costs)
     plan.workers_from, plan.note = req.workers_from, req.note
     return plan, partitions
 
 
 def get_distrib(app_env: AppEnv, scheduler: str | None = None, workers: dict[str, int] | None = None,
-                save: bool = True, on_line: Line | None = None, **args: Any):
+                save: bool = True, on_line: Line | None = None, costs: str | None = None, **args: Any):
     """Plan on the workers RUN will use (the warm cluster's, a running scheduler's, or the
     settings'); save the plan unless ``save`` is false. ``plan.note`` says when those workers
-    differ from ``[cluster].workers``."""
-    res = resolve(app_env, scheduler=scheduler, workers=workers, args=args, place=True,
+    differ from ``[cluster].workers``. ``costs`` is the cost source: ``"weights"`` (the app's
+    weights, the default) or ``"measured"`` (costs measured in its completed runs, falling
+    back to the weights without any; ``plan.cost_note`` says which it used)."""
+    from switchyard.plan.costs import check_source
+
+    options = {"costs": check_source(costs)}
+    res = resolve(app_env, scheduler=scheduler, workers=workers, args=args, place=True, options=options,
                   on_line=on_line or (lambda line: None))
     plan, _ = compute_plan(res)
+    if on_line is not None and plan.cost_note:
+        on_line(plan.cost_note)
     if save:
         save_plan(app_env, plan)
     return plan
