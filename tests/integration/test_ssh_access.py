@@ -13,7 +13,7 @@ import pytest
 
 from switchyard.cluster import ssh
 from switchyard.cluster.ssh import HostAccess
-from switchyard.exceptions import HostError
+from switchyard.exceptions import GuardError, HostError
 from switchyard.settings import parse_settings
 
 from .conftest import cli, copy_apps
@@ -41,6 +41,12 @@ def access(server: SSHServer, host: str = "127.0.0.2", **kw) -> HostAccess:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def fingerprint(server: SSHServer) -> str:
+    import asyncssh
+
+    return asyncssh.import_public_key(server.host_public_key()).get_fingerprint("sha256")
 
 
 async def _argv_echo(a: HostAccess, args: list[str]) -> list[str]:
@@ -117,14 +123,26 @@ def test_unknown_host_key_is_refused_with_the_how_to_then_trusted(server, tmp_pa
     msg = str(e.value)
     assert e.value.reason == ssh.HOST_KEY_UNKNOWN
     assert "switchyard cluster trust APP 127.0.0.2" in msg and "SHA256:" in msg
+    assert fingerprint(server) in msg and "--fingerprint" in msg
     assert not known.exists()  # refusing never records anything
 
-    info = run(ssh.trust_host(a))
+    wrong = "SHA256:" + "A" * 43
+    with pytest.raises(HostError) as e:  # a fingerprint the host does not present: nothing recorded
+        run(ssh.trust_host(a, wrong))
+    assert e.value.reason == ssh.HOST_KEY_UNKNOWN and "nothing recorded" in str(e.value)
+    assert fingerprint(server) in str(e.value) and wrong in str(e.value)  # the presented one is shown
+    assert not known.exists()
+    for bad in ("", "MD5:ab:cd", "SHA256:", "deadbeef"):
+        with pytest.raises(GuardError):
+            run(ssh.trust_host(a, bad))
+    assert not known.exists()
+
+    info = run(ssh.trust_host(a, fingerprint(server)))
     assert info["added"] and info["pattern"] == f"[127.0.0.2]:{server.port}"
     assert known.read_text() == server.known_hosts_line("127.0.0.2")
     assert oct(known.stat().st_mode & 0o777) == "0o600"
     assert run(_argv_echo(a, ["ok"])) == ["ok"]
-    assert run(ssh.trust_host(a))["added"] is False  # the same key again: nothing added
+    assert run(ssh.trust_host(a, fingerprint(server) + "="))["added"] is False  # the same key again
     assert known.read_text().count("\n") == 1
 
 
@@ -137,7 +155,7 @@ def test_a_changed_host_key_is_refused_and_not_overwritten(server, tmp_path):
         run(ssh.connect(a))
     assert e.value.reason == ssh.HOST_KEY_UNKNOWN and "differs" in str(e.value)
     with pytest.raises(HostError) as e:
-        run(ssh.trust_host(a))
+        run(ssh.trust_host(a, fingerprint(server)))
     assert "different key" in str(e.value)
     assert known.read_text().count("\n") == 1
 
@@ -201,9 +219,19 @@ def test_cli_trust_records_the_hosts_of_the_app(server, tmp_path):
     settings = apps / "flight" / "app_settings.toml"
     text = settings.read_text().replace('"127.0.0.1" = 2', '"127.0.0.2" = 1\n"127.0.0.3" = 1')
     settings.write_text(text + f'\n[cluster.ssh]\nport = {server.port}\nknown_hosts = "{known}"\n')
-    proc = cli("cluster", "trust", "flight", "--json", home=tmp_path / "home", apps=apps)
-    assert proc.returncode == 0, proc.stderr
-    found = json.loads(proc.stdout)["hosts"]
+    for args, why in [((), "name the host to trust"), (("127.0.0.2",), "no --fingerprint given"),
+                      (("127.0.0.9", "--fingerprint", fingerprint(server)), "is not a remote host of 'flight'"),
+                      (("127.0.0.2", "--fingerprint", "SHA256:" + "B" * 43), "nothing recorded")]:
+        proc = cli("cluster", "trust", "flight", *args, home=tmp_path / "home", apps=apps)
+        assert proc.returncode == 2 and why in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+        assert not known.exists()  # no trust-all, no blind trust
+    found = []
+    for host in ("127.0.0.2", "127.0.0.3"):  # one host at a time, each with its confirmed fingerprint
+        proc = cli("cluster", "trust", "flight", host, "--fingerprint", fingerprint(server), "--json",
+                   home=tmp_path / "home", apps=apps)
+        assert proc.returncode == 0, proc.stderr
+        found += json.loads(proc.stdout)["hosts"]
     assert [h["host"] for h in found] == ["127.0.0.2", "127.0.0.3"] and all(h["added"] for h in found)
     assert known.read_text() == server.known_hosts_line("127.0.0.2") + server.known_hosts_line("127.0.0.3")
 

@@ -1,8 +1,9 @@
 """SSH to worker hosts with asyncssh: connect, run quoted commands line by line, upload files.
 
 Host keys are always checked against a known_hosts file. An unknown key is refused
-with a message saying how to accept it: :func:`trust_host` (``switchyard cluster
-trust APP HOST``) records the key the host presents, after showing its fingerprint.
+with a message showing its fingerprint and how to accept it: :func:`trust_host`
+(``switchyard cluster trust APP HOST --fingerprint SHA256:...``) records the key the host
+presents only when its fingerprint is the one the operator confirmed.
 Passwords are asked for by the caller and kept in this process's memory only
 (:func:`remember_password`); they are never written to a file or a log.
 
@@ -24,7 +25,7 @@ from typing import Callable, Sequence
 import asyncssh
 
 from switchyard import workspace
-from switchyard.exceptions import HostError
+from switchyard.exceptions import GuardError, HostError
 from switchyard.settings import ClusterSettings
 
 DEFAULT_ROOT = "~/.switchyard-worker"
@@ -280,7 +281,7 @@ async def _host_key_error(access: HostAccess, cause: Exception) -> HostError:
         access.host, HOST_KEY_UNKNOWN,
         f"its key ({shown}) is not in {access.known_hosts_path}, so it is not trusted",
         f"check that fingerprint with the host's administrator, then accept it with "
-        f"`switchyard cluster trust APP {access.host}`",
+        f"`switchyard cluster trust APP {access.host} --fingerprint <the SHA256:... you checked>`",
     )
 
 
@@ -296,10 +297,32 @@ def recorded_keys(access: HostAccess) -> list[str]:
     return [" ".join(k.export_public_key("openssh").decode().split()[:2]) for k in keys]
 
 
-async def trust_host(access: HostAccess) -> dict:
-    """Record the key ``access.host`` presents in known_hosts: the explicit "trust this host" action.
+def check_fingerprint(fingerprint: str | None) -> str:
+    """``fingerprint`` as ``SHA256:<base64 without padding>``.
 
-    Refuses when a different key is already recorded for the host (a changed key is
+    Raises:
+        GuardError: it is missing or not a SHA256 fingerprint.
+    """
+    how = ("on the host, `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it; "
+           "or take it from the refusal that named the host")
+    if not fingerprint or not fingerprint.strip():
+        raise GuardError(f"no --fingerprint given: a host key is trusted only once you confirm its "
+                         f"SHA256 fingerprint: {how}")
+    text = fingerprint.strip()
+    algo, sep, digest = text.partition(":")
+    if not sep or algo.upper() != "SHA256" or not digest.rstrip("=") or \
+            not all(c.isalnum() or c in "+/=" for c in digest):
+        raise GuardError(f"--fingerprint {text!r} is not a SHA256 fingerprint: write it as SHA256:<43 "
+                         f"characters> ({how})")
+    return f"SHA256:{digest.rstrip('=')}"
+
+
+async def trust_host(access: HostAccess, fingerprint: str) -> dict:
+    """Record the key ``access.host`` presents in known_hosts, if its SHA256 fingerprint is
+    ``fingerprint`` (the one the operator checked): the explicit "trust this host" action.
+
+    Refuses, recording nothing, when the presented key has another fingerprint (the refusal
+    shows it), and when a different key is already recorded for the host (a changed key is
     for the operator to look into, not to overwrite).
 
     Returns:
@@ -307,8 +330,11 @@ async def trust_host(access: HostAccess) -> dict:
         ``added`` is False when that exact key was already recorded.
 
     Raises:
-        HostError: ``unreachable`` or ``host key unknown`` (a different key is recorded).
+        GuardError: ``fingerprint`` is missing or malformed.
+        HostError: ``unreachable``, or ``host key unknown`` (the presented key is not the
+            confirmed one, or a different key is recorded).
     """
+    wanted = check_fingerprint(fingerprint)
     try:
         key = await asyncio.wait_for(asyncssh.get_server_host_key(access.host, access.port, config=None),
                                      access.connect_timeout)
@@ -320,6 +346,13 @@ async def trust_host(access: HostAccess) -> dict:
                         "check that sshd runs there") from None
     if key is None:
         raise HostError(access.host, HOST_KEY_UNKNOWN, "the host presented no key", "check the SSH server")
+    presented = key.get_fingerprint("sha256").rstrip("=")
+    if presented != wanted:
+        raise HostError(access.host, HOST_KEY_UNKNOWN,
+                        f"it presents the {key.get_algorithm()} key {presented}, not {wanted} that you "
+                        f"confirmed: nothing recorded in {access.known_hosts_path}",
+                        "if the host's administrator confirms the presented one, trust that; otherwise "
+                        "someone may stand between you and the host")
     public = " ".join(key.export_public_key("openssh").decode().split()[:2])
     info = {"host": access.host, "pattern": access.pattern, "key_type": key.get_algorithm(),
             "fingerprint": key.get_fingerprint("sha256"), "known_hosts": str(access.known_hosts_path),

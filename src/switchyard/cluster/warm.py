@@ -32,7 +32,7 @@ from switchyard.cluster.hosts import Hosts
 from switchyard.cluster.procs import Process, close_all
 from switchyard.cluster.record import ClusterRecord, cluster_lock, read_record, record_path, save_record
 from switchyard.cluster.spec import ClusterSpec, HostSpec
-from switchyard.exceptions import ClusterError, HostError
+from switchyard.exceptions import ClusterError, GuardError, HostError
 from switchyard.logs import LineSink
 from switchyard.settings import ClusterSettings, check_scheduler, check_workers, load_settings
 
@@ -421,14 +421,24 @@ def down_sync(app_env: AppEnv, on_line: Line | None = None) -> dict:
     return asyncio.run(down(app_env, on_line))
 
 
-def trust_sync(app_env: AppEnv, hosts: list[str] | None = None) -> list[dict]:
-    """Record the host keys of ``hosts`` (default: every remote host of the app) in known_hosts."""
+def trust_sync(app_env: AppEnv, host: str | None, fingerprint: str | None) -> dict:
+    """Record the key of ``host``, one of the app's remote hosts, in known_hosts when it
+    presents the key whose SHA256 ``fingerprint`` the operator confirmed.
+
+    Raises:
+        GuardError: no host or fingerprint given, or a host that is not one of the app's.
+        HostError: see :func:`switchyard.cluster.ssh.trust_host`.
+    """
     cluster = load_settings(app_env.settings_path).cluster
     scheduler_host = split_address(cluster.scheduler)[0]
     extra = [] if scheduler_runs_here(scheduler_host) else [scheduler_host]
-    wanted = hosts or list(dict.fromkeys(h for h in [*cluster.workers, *extra] if not is_local_host(h)))
-
-    async def run() -> list[dict]:
-        return [await ssh.trust_host(ssh.access_for(cluster, h)) for h in wanted]
-
-    return asyncio.run(run())
+    remote = list(dict.fromkeys(h for h in [*cluster.workers, *extra] if not is_local_host(h)))
+    if not host:
+        raise GuardError(f"name the host to trust: switchyard cluster trust {app_env.app} HOST --fingerprint "
+                         f"SHA256:... (remote hosts of '{app_env.app}': {', '.join(remote) or 'none'})")
+    if host not in remote:
+        raise GuardError(f"'{host}' is not a remote host of '{app_env.app}' (its remote hosts: "
+                         f"{', '.join(remote) or 'none'}): add it to [cluster.workers] in "
+                         f"{app_env.settings_path} first")
+    ssh.check_fingerprint(fingerprint)
+    return asyncio.run(ssh.trust_host(ssh.access_for(cluster, host), fingerprint))

@@ -48,9 +48,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     down.set_defaults(func=cmd_down)
 
     trust = csub.add_parser("trust", parents=[common],
-                            help="record the SSH host keys of the app's remote hosts in known_hosts")
+                            help="record a remote host's SSH key in known_hosts once you confirmed its fingerprint")
     trust.add_argument("app")
-    trust.add_argument("hosts", nargs="*", help="only these hosts (default: every remote host of the app)")
+    trust.add_argument("host", nargs="?", help="one remote host of the app")
+    trust.add_argument("--fingerprint", metavar="SHA256:...",
+                       help="the fingerprint you checked with the host's administrator; the key is "
+                            "recorded only when the host presents exactly that one")
     trust.set_defaults(func=cmd_trust)
 
     install = sub.choices.get("install")
@@ -169,11 +172,10 @@ def cmd_down(ns: argparse.Namespace) -> int:
 def cmd_trust(ns: argparse.Namespace) -> int:
     from switchyard.cluster import warm
 
-    found = warm.trust_sync(_app_env(ns), ns.hosts or None)
-    text = "\n".join(f"{t['pattern']}: {t['key_type']} {t['fingerprint']} "
-                     + (f"recorded in {t['known_hosts']}" if t["added"] else "was already trusted")
-                     for t in found) or "no remote hosts to trust"
-    _emit(ns, {"hosts": found}, text)
+    t = warm.trust_sync(_app_env(ns), ns.host, ns.fingerprint)
+    text = (f"{t['pattern']}: {t['key_type']} {t['fingerprint']} "
+            + (f"recorded in {t['known_hosts']}" if t["added"] else "was already trusted"))
+    _emit(ns, {"hosts": [t]}, text)
     return 0
 
 
