@@ -23,7 +23,7 @@ from typing import Any
 from switchyard.exceptions import LeaseHeld
 from switchyard.pipeline.breaker import Breakers, breakers_path
 from switchyard.pipeline.model import Pipeline
-from switchyard.pipeline.runner import StepScheduler, run_step
+from switchyard.pipeline.runner import StepScheduler, run_step, stop_steps
 from switchyard.runs import launcher
 from switchyard.runs.driver import Driver, run_process
 from switchyard.runs.state import Status
@@ -100,7 +100,7 @@ class PipelineSteps:
             pipeline, d.store, d.oid, d.owner, d.run_dir, submit=submit, wait=waiter,
             breakers=Breakers(breakers_path(d.store.path.parent), orch.app, pipeline.breaker),
             slots=slots, python=o.get("python") or sys.executable, env=_step_env(o), requested=self._status,
-            log=d.log.write)
+            log=d.log.write, stop=lambda: client.run(stop_steps, d.oid, on_error="return"))
         status, error = scheduler.run()
         if d.signalled:
             d.finish("interrupt", error=f"driver stopped by {d.signalled}: resume it to continue")

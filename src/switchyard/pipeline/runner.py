@@ -3,7 +3,9 @@
 :func:`run_step` runs on a Dask worker: it writes the step's code to its folder
 and runs it with the app's worker python in a process of its own, stdout and
 stderr appended to ``steps/<id>/step.log`` as they come, killing it at the
-timeout (or when the driver drops a ``stop`` file). Steps exchange data through
+timeout, or when the driver cancels: :func:`stop_steps`, sent to every worker over
+the cluster connection (``Client.run``), kills the process trees of the run's steps,
+so a worker that does not share a file system with the driver is stopped too. Steps exchange data through
 files: ``SWITCHYARD_STEP_DIR`` is the step's folder, ``SWITCHYARD_DEP_DIRS``
 lists its dependencies' folders (``os.pathsep``-separated) and
 ``SWITCHYARD_DEP_DIR_<ID>`` names each one.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,8 +32,13 @@ from switchyard.pipeline.model import Pipeline, Step
 from switchyard.runs.retry import backoff
 from switchyard.runs.state import BatchStatus, Status
 
-STOP_FILE = "stop"
 POLL = 0.1
+CANCEL_TIMEOUT = 60.0  # how long a cancel makes sure before it says which steps may still run
+_RESEND = 2.0  # a worker that missed the stop (it was busy joining) is told again
+
+# The step processes running on this worker: task key -> [run id, Popen, cancelled]
+_running: dict[str, list] = {}
+_running_lock = threading.Lock()
 
 
 def step_dir(run_dir: Path | str, sid: str) -> Path:
@@ -66,31 +74,50 @@ def run_step(spec: dict[str, Any]) -> dict[str, Any]:
         env[f"SWITCHYARD_DEP_DIR_{d.upper().replace('-', '_')}"] = str(step_dir(run_dir, d))
     started = time.time()
     timeout = float(spec["timeout"])
+    me = f"{spec.get('oid') or run_dir.name}/{spec['id']}/{spec['attempt']}/{os.getpid()}"
     with open(folder / "step.log", "a", encoding="utf-8") as log:
         log.write(f"--- attempt {spec['attempt']} on {worker} at {time.strftime('%H:%M:%S')} ---\n")
         log.flush()
         proc = subprocess.Popen([spec["python"], "-u", str(script)], cwd=folder, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        entry = [spec.get("oid") or run_dir.name, proc, False]
+        with _running_lock:
+            _running[me] = entry
         error = None
-        while True:
-            try:
-                rc = proc.wait(timeout=POLL)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if time.time() - started > timeout:
-                error = f"timed out after {timeout:g} s: the step's process was killed"
-            elif (run_dir / STOP_FILE).exists():
-                error = "cancelled: the step's process was killed"
-            if error:
-                _kill(proc)
-                rc = proc.wait()
-                break
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=POLL)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.time() - started > timeout:
+                    error = f"timed out after {timeout:g} s: the step's process was killed"
+                    _kill(proc)
+                    rc = proc.wait()
+                    break
+        finally:
+            with _running_lock:
+                _running.pop(me, None)
+        if entry[2]:
+            error = "cancelled: the step's process was killed"
         if error is None and rc != 0:
             error = f"exit code {rc}" + _last_line(folder / "step.log")
         log.write(f"--- attempt {spec['attempt']} {'ok' if error is None else 'failed: ' + error} ---\n")
     return {"id": spec["id"], "ok": error is None, "error": error, "worker": worker,
             "started_at": started, "ended_at": time.time(), "attempt": spec["attempt"]}
+
+
+def stop_steps(oid: str) -> list[int]:
+    """Run on each worker (``Client.run``): kill the process trees of run ``oid``'s steps
+    executing there; return their pids. Their :func:`run_step` then returns "cancelled"."""
+    with _running_lock:
+        mine = [e for e in _running.values() if e[0] == oid]
+        for e in mine:
+            e[2] = True
+    for e in mine:
+        _kill(e[1])
+    return [e[1].pid for e in mine]
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -121,6 +148,7 @@ class StepScheduler:
             submitted only to a free slot (the others wait here), so independent steps run
             side by side instead of queueing behind each other on one worker.
         wait: ``wait(futures, timeout) -> done futures``.
+        stop: ``stop()`` kills the step processes of this run on every worker (cancel).
         breakers: the circuit breakers of the app's step kinds.
         python, env: the interpreter and environment of the step processes.
         requested: returns the status the operator asked for (running, pausing, cancelling).
@@ -131,12 +159,14 @@ class StepScheduler:
                  submit: Callable[[dict, str], Any], slots: Callable[[], list[str]],
                  wait: Callable[[list, float], list],
                  breakers: Breakers, python: str, env: dict[str, str],
-                 requested: Callable[[], Status], log: Callable[[str], None]):
+                 requested: Callable[[], Status], log: Callable[[str], None],
+                 stop: Callable[[], Any] | None = None):
         self.p, self.store, self.oid, self.owner = pipeline, store, oid, owner
         self.run_dir = Path(run_dir)
         self.submit, self.slots, self.wait, self.breakers = submit, slots, wait, breakers
         self.worker_of: dict[Any, str] = {}
         self.python, self.env, self.requested, self.log = python, env, requested, log
+        self.stop = stop or (lambda: None)
         self.idx = {b.name: b.idx for b in store.batches(oid)}
         self.steps = {sid: pipeline.step(sid) for sid in self.idx}
 
@@ -152,7 +182,6 @@ class StepScheduler:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> tuple[Status, str | None]:
         """Execute until every step is settled, or paused/cancelled; return (event status, error)."""
-        (self.run_dir / STOP_FILE).unlink(missing_ok=True)  # left by an interrupted driver
         batches = {b.name: b for b in self.store.batches(self.oid)}
         done = {sid for sid, b in batches.items() if b.status is BatchStatus.COMPLETED}
         # A retried run starts each unfinished step with a fresh attempt budget.
@@ -211,7 +240,7 @@ class StepScheduler:
                     continue
                 primary = standing_in.get(sid)
                 dep_ids = self._deps(self.steps[primary]) if primary else deps
-                spec = {"run_dir": str(self.run_dir), "id": sid, "code": s.code, "python": self.python,
+                spec = {"run_dir": str(self.run_dir), "oid": self.oid, "id": sid, "code": s.code, "python": self.python,
                         "env": self.env, "timeout": s.timeout, "attempt": attempts[sid],
                         "deps": [d for d in dep_ids if d in done]}
                 self.store.batches_started(self.oid, [self.idx[sid]], owner=self.owner)
@@ -311,10 +340,23 @@ class StepScheduler:
             failed[sid] = f"{sid}: {out['error']}"
 
     def _cancel(self, inflight: dict) -> tuple[Status, str | None]:
-        (self.run_dir / STOP_FILE).touch()  # the step processes are killed by their worker
-        deadline = time.time() + 10
-        while inflight and time.time() < deadline:
+        """Kill the running steps through their workers; ``cancelled`` once each returned."""
+        deadline = time.monotonic() + CANCEL_TIMEOUT
+        told = -_RESEND
+        while inflight and time.monotonic() < deadline:
+            if time.monotonic() - told >= _RESEND:
+                told = time.monotonic()
+                try:
+                    self.stop()
+                except Exception as e:  # the scheduler is gone: the steps die with their workers
+                    self.log(f"pipeline: cancelling: could not reach the workers: {type(e).__name__}: {e}")
             for fut in self.wait(list(inflight), POLL * 2):
-                inflight.pop(fut, None)
-        self.log("pipeline: cancelled: running steps were killed, no further step starts")
+                sid = inflight.pop(fut, None)
+                self.worker_of.pop(fut, None)
+                self._record(sid, BatchStatus.CANCELLED, error="cancelled", ended_at=time.time())
+        if inflight:
+            left = ", ".join(f"{sid} on {self.worker_of.get(f, '?')}" for f, sid in inflight.items())
+            self.log(f"pipeline: cancelled, but after {CANCEL_TIMEOUT:g} s these steps may still run: {left}")
+        else:
+            self.log("pipeline: cancelled: running steps were killed, no further step starts")
         return Status.CANCELLED, None

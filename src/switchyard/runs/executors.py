@@ -1,16 +1,26 @@
 """Where batches execute: in the driver process, or on a Dask cluster.
 
 Both executors offer the same calls (``submit``, ``wait``, ``outcome``,
-``running``, ``cancel``, ``busy_keys``, ``close``) so the driver loop does not care
-which one it drives. ``running`` tells which submitted batches have really started
+``running``, ``cancel``, ``stop``, ``busy_keys``, ``close``) so the driver loop does not
+care which one it drives. ``running`` tells which submitted batches have really started
 (a Dask worker holds many queued tasks but executes one per thread): the driver
-shows only those as running, and on pause cancels the others.
+shows only those as running, and on pause cancels the others. ``stop`` is cancel for
+good: it returns once nothing of the given keys executes any more (a running Python
+function cannot be interrupted, so on a cluster Switchyard started the worker
+processes still executing one are killed and their nannies start new ones), or says
+which may still execute (a scheduler Switchyard does not control).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import os
 import queue
+import signal
+import threading
+import time
+from pathlib import Path
 from typing import Any, Callable, Container, Iterable
 
 from switchyard.runs.task import BatchOutcome, BatchSpec, Partition, run_batch
@@ -18,6 +28,12 @@ from switchyard.runs.task import BatchOutcome, BatchSpec, Partition, run_batch
 # How long the driver waits for the workers to say what they execute before
 # assuming nothing (a dying worker must not stall a pause).
 RUNNING_QUERY_TIMEOUT = 3.0
+STOP_GRACE = 0.5  # a cancelled batch that ends by itself within this is not worth a worker restart
+STOP_TIMEOUT = 60.0  # how long ``stop`` makes sure before it says what may still execute
+
+
+class ExecutingUnknown(Exception):
+    """The workers could not be asked what they execute (a dead worker, a gone scheduler)."""
 
 
 class Completions:
@@ -87,15 +103,27 @@ class LocalExecutor:
         """Finished future -> its outcome, or the exception it ended with."""
         return _one_by_one(futures)
 
-    def running(self, futures: Iterable[Any]) -> dict[Any, str]:
+    def running(self, futures: Iterable[Any], strict: bool = False) -> dict[Any, str]:
         return {f: "driver" for f in futures if f.running()}
 
-    def busy_keys(self) -> set[str]:
+    def busy_keys(self, strict: bool = False) -> set[str]:
         return {key for f, key in list(self._keys.items()) if f.running()}
 
     def cancel(self, futures: Iterable[Any]) -> list[Any]:
         """Cancel the futures; return those that could not be (already executing)."""
         return [f for f in futures if not f.cancel() and not f.done()]
+
+    def stop(self, futures: Iterable[Any], prefix: str, timeout: float = STOP_TIMEOUT) -> dict[str, str]:
+        """Cancel for good; the batch executing in the driver's thread cannot be interrupted:
+        wait up to ``timeout`` s for it. Returns key -> "driver" of the one still executing."""
+        self.cancel(futures)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = {k: "driver" for k in self.busy_keys() if k.startswith(prefix)}
+            if not left:
+                return {}
+            time.sleep(0.1)
+        return left
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -119,6 +147,41 @@ def _executing_keys(dask_worker) -> list[str]:
     return keys
 
 
+def _kill_self(dask_worker) -> int:
+    """Run on a worker: SIGKILL its process tree a moment after answering (the batch's thread
+    cannot be interrupted); its nanny starts a new worker process."""
+    import psutil
+
+    me = psutil.Process()
+    tree = me.children(recursive=True)
+
+    def kill() -> None:
+        for p in tree:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Timer(0.05, kill).start()
+    return os.getpid()
+
+
+def recorded_schedulers(home: Path | str) -> set[str]:
+    """Scheduler addresses of the warm clusters recorded in the workspace ``home``."""
+    out = set()
+    for path in Path(home, "clusters").glob("*.json"):
+        try:
+            out.add(str(json.loads(path.read_text())["address"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _bare(address: str) -> str:
+    return address.split("://", 1)[-1]
+
+
 # Set to a dict by a resident process that runs drivers in threads (the run agent's
 # ``thread`` design): clients stay connected per scheduler address across runs.
 SHARED_CLIENTS: dict[str, Any] | None = None
@@ -127,7 +190,10 @@ SHARED_CLIENTS: dict[str, Any] | None = None
 class DaskExecutor:
     """Batches on a Dask cluster; each goes to its planned worker slot when that worker exists."""
 
-    def __init__(self, address: str, on_line: Callable[[str], None], slot_names: list[str]):
+    def __init__(self, address: str, on_line: Callable[[str], None], slot_names: list[str],
+                 controlled: bool | None = None):
+        """``controlled``: whether Switchyard started this cluster (so ``stop`` may kill
+        worker processes); None: when a warm-cluster record of the workspace names it."""
         from switchyard.cluster.connect import connect
 
         self._shared = SHARED_CLIENTS is not None
@@ -151,6 +217,12 @@ class DaskExecutor:
                 self.slot_to_address[slot] = addrs[i % len(addrs)]
         self.slots = list(by_name) or addrs
         self._completions = Completions()
+        if controlled is None:
+            from switchyard import workspace
+
+            controlled = _bare(address) in {_bare(a) for a in recorded_schedulers(workspace.home())}
+        self.controlled = controlled
+        self.address = address
 
     def submit(self, spec: BatchSpec, idx: int, partition: Partition, slot: str | None, key: str) -> Any:
         address = self.slot_to_address.get(slot or "")
@@ -196,21 +268,29 @@ class DaskExecutor:
         except BaseException:
             return _one_by_one(futures)
 
-    def _executing(self) -> dict[str, str]:
+    def _executing(self, strict: bool = False) -> dict[str, str]:
         """Key -> worker name of every task executing on the cluster ({} if the workers do
-        not answer in time)."""
+        not answer in time, or with ``strict`` ExecutingUnknown)."""
+        return {k: self.names.get(a) or self._name_of(a) for k, a in self._executing_at(strict).items()}
+
+    def _executing_at(self, strict: bool) -> dict[str, str]:
+        """Key -> worker address of every task executing on the cluster."""
         try:
             got = self.client.sync(self.client._run, _executing_keys, on_error="return",
                                    callback_timeout=RUNNING_QUERY_TIMEOUT)
         except Exception as e:  # a worker died mid-call, the scheduler is gone, timeout
             self.on_line(f"driver: could not ask the workers what they execute: {type(e).__name__}: {e}")
+            if strict:
+                raise ExecutingUnknown(f"{type(e).__name__}: {e}") from e
             return {}
         out = {}
         for addr, keys in (got or {}).items():
             if isinstance(keys, BaseException):
+                if strict:
+                    raise ExecutingUnknown(f"worker {addr} did not answer: {type(keys).__name__}: {keys}")
                 continue
             for key in keys:
-                out[key] = self.names.get(addr) or self._name_of(addr)
+                out[key] = addr
         return out
 
     def _name_of(self, addr: str) -> str:
@@ -222,14 +302,16 @@ class DaskExecutor:
             pass
         return self.names.get(addr, addr)
 
-    def running(self, futures: Iterable[Any]) -> dict[Any, str]:
+    def running(self, futures: Iterable[Any], strict: bool = False) -> dict[Any, str]:
+        """Future -> worker name of those executing; ``strict``: ExecutingUnknown when the
+        workers cannot be asked (instead of "none")."""
         by_key = {f.key: f for f in futures}
         if not by_key:
             return {}
-        return {by_key[k]: w for k, w in self._executing().items() if k in by_key}
+        return {by_key[k]: w for k, w in self._executing(strict).items() if k in by_key}
 
-    def busy_keys(self) -> set[str]:
-        return set(self._executing())
+    def busy_keys(self, strict: bool = False) -> set[str]:
+        return set(self._executing(strict))
 
     def cancel(self, futures: Iterable[Any]) -> list[Any]:
         """Cancel the futures on the cluster (queued ones never start); return []: a task
@@ -238,6 +320,64 @@ class DaskExecutor:
         if futures:
             self.client.cancel(futures, force=True)
         return []
+
+    def stop(self, futures: Iterable[Any], prefix: str, timeout: float = STOP_TIMEOUT) -> dict[str, str]:
+        """Cancel the futures and return once no task whose key starts with ``prefix``
+        executes on any worker (asked of the workers themselves).
+
+        A task still executing after :data:`STOP_GRACE` cannot be interrupted: on a cluster
+        Switchyard controls, the worker process executing it is killed and its nanny starts a
+        new one (tasks of other runs it held go back to the scheduler, which runs them
+        elsewhere: no attempt of theirs is used). Returns key -> worker of the tasks that may
+        still execute: on a scheduler Switchyard does not control, or when a worker could not
+        be asked or would not die within ``timeout`` s.
+        """
+        self.cancel(futures)
+        deadline = time.monotonic() + timeout
+        grace_until = time.monotonic() + STOP_GRACE
+        killed: set[str] = set()
+        left: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                left = {k: a for k, a in self._executing_at(strict=True).items() if k.startswith(prefix)}
+            except ExecutingUnknown as e:
+                left = {"?": str(e)}
+                time.sleep(0.2)
+                continue
+            if not left:
+                return {}
+            if not self.controlled:
+                break
+            if time.monotonic() >= grace_until:
+                for addr in sorted(set(left.values()) - killed):
+                    self._restart(addr, [k for k, a in left.items() if a == addr])
+                    killed.add(addr)
+            time.sleep(0.1)
+        out = {k: (self.names.get(a) or a) for k, a in left.items()}
+        if out and not self.controlled:
+            self.on_line(f"driver: the scheduler at {self.address} is not one Switchyard started, so its "
+                         f"workers are not restarted: {len(out)} cancelled batches may still execute "
+                         f"({', '.join(f'{k} on {w}' for k, w in sorted(out.items()))}); their results "
+                         "are dropped")
+        elif out:
+            self.on_line(f"driver: {len(out)} cancelled batches still execute after {timeout:g} s "
+                         f"({', '.join(f'{k} on {w}' for k, w in sorted(out.items()))})")
+        return out
+
+    def _restart(self, addr: str, keys: list[str]) -> None:
+        """Kill the worker process at ``addr`` (its nanny starts a new one)."""
+        name = self.names.get(addr) or addr
+        nanny = (self.client.scheduler_info().get("workers", {}).get(addr) or {}).get("nanny")
+        if not nanny:
+            self.on_line(f"driver: worker {name} has no nanny to restart it: its cancelled batches "
+                         f"{', '.join(keys)} run to their end")
+            return
+        self.on_line(f"driver: restarting worker {name}: it still executes cancelled batches "
+                     f"{', '.join(keys)}")
+        try:
+            self.client.run(_kill_self, workers=[addr], on_error="return")
+        except Exception as e:  # it died on its own meanwhile
+            self.on_line(f"driver: restarting worker {name}: {type(e).__name__}: {e}")
 
     def close(self) -> None:
         if not self._shared:

@@ -177,7 +177,10 @@ class AppPartitions:
             address = self.cluster.start()
             launcher.record_cluster(self.run_dir, self.cluster.pids, address)
         self.log.write(f"driver: connecting to the Dask scheduler at {address}")
-        self.executor = DaskExecutor(address, self.log.write, job.slot_names)
+        # A cluster started for this run is Switchyard's to restart workers of on cancel; an
+        # existing one only when it is a warm cluster of the workspace (its record says so).
+        self.executor = DaskExecutor(address, self.log.write, job.slot_names,
+                                     controlled=True if job.cluster == "local" else None)
 
     def _adopt_checkpoints(self, job: Job, todo: dict[int, float]) -> None:
         """A batch checkpointed by a driver that died before recording it counts as done."""
@@ -228,9 +231,8 @@ class AppPartitions:
             now = time.time()
             if status is Status.PAUSING:
                 if not holding:
-                    holding = True
-                    self._hold(inflight, todo)
-                if not inflight and todo:  # (with nothing left to do, it completes instead)
+                    holding = self._hold(inflight, todo)
+                if holding and not inflight and todo:  # (with nothing left to do, it completes instead)
                     self._wait_workers_idle()
                     self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
                     self._finish("paused")
@@ -318,9 +320,16 @@ class AppPartitions:
             shown.update(started)
         return True
 
-    def _hold(self, inflight: dict, todo: dict) -> None:
-        """Pausing: cancel the batches that have not started; the executing ones finish."""
-        executing = self.executor.running(list(inflight))
+    def _hold(self, inflight: dict, todo: dict) -> bool:
+        """Pausing: cancel the batches that have not started; the executing ones finish.
+        False when the workers could not be asked what they execute (try again later)."""
+        from switchyard.runs.executors import ExecutingUnknown
+
+        try:
+            executing = self.executor.running(list(inflight), strict=True)
+        except ExecutingUnknown as e:
+            self.log.write(f"driver: pausing: cannot tell which batches execute ({e}): asking again")
+            return False
         queued = [f for f in inflight if f not in executing]
         kept = set(self.executor.cancel(queued))  # those that started meanwhile
         for f in queued:
@@ -328,20 +337,29 @@ class AppPartitions:
                 todo[inflight.pop(f)] = 0.0
         self.log.write(f"driver: pausing: {len(inflight)} executing batches finish first; "
                        f"{len(queued) - len(kept)} queued batches stay pending")
+        return True
 
     def _wait_workers_idle(self) -> None:
         """Wait until no worker still runs a cancelled batch of this orchestration (its thread
         goes on until it returns), so ``paused`` means nothing of it executes."""
+        from switchyard.runs.executors import ExecutingUnknown
+
         deadline = time.monotonic() + PAUSE_DRAIN_TIMEOUT
         prefix = f"{self.oid}-"
-        while any(k.startswith(prefix) for k in self.executor.busy_keys()):
+        while True:
+            try:
+                if not any(k.startswith(prefix) for k in self.executor.busy_keys(strict=True)):
+                    return
+            except ExecutingUnknown:
+                pass  # cannot tell: stay pausing and ask again
             if time.monotonic() > deadline or self.lost:
-                self.log.write("driver: a cancelled batch still executes on a worker; pausing anyway")
+                self.log.write("driver: a cancelled batch may still execute on a worker; pausing anyway")
                 return
-            time.sleep(0.1)
+            time.sleep(0.2)
 
     def _cancel(self, inflight: dict) -> Status:
-        self.executor.cancel(list(inflight))
+        # Stays `cancelling` until nothing of this run executes on any worker.
+        self.executor.stop(list(inflight), prefix=f"{self.oid}-")
         now = time.time()
         if inflight:
             self.store.record_results(self.oid, owner=self.owner, results=[
