@@ -48,3 +48,29 @@ def test_state_is_persisted_and_shared(tmp_path):
     assert make(tmp_path, threshold=1).state("k", now=1)["state"] == "open"
     (tmp_path / "breakers.json").write_text("not json")
     assert make(tmp_path).state("k", now=1)["state"] == "closed"  # a damaged file starts closed
+
+
+def _try(path, barrier, out):
+    barrier.wait()
+    b = Breakers(path, "app", BreakerConfig(threshold=1, window=60, cooldown=30))
+    out.put(b.allow("k", now=31))
+
+
+def test_half_open_admits_exactly_one_trial_among_concurrent_ready_steps(tmp_path):
+    import multiprocessing as mp
+
+    make(tmp_path, threshold=1).record("k", False, now=0)
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_try, args=(tmp_path / "breakers.json", barrier, out)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=20) for _ in procs]
+    for p in procs:
+        p.join(10)
+    assert sum(ok for ok, _ in got) == 1
+    assert all("half-open: one trial step runs" in why for ok, why in got if not ok)
+    b = make(tmp_path, threshold=1)
+    assert not b.allow("k", now=40)[0]  # the trial still runs: nobody else
+    assert b.allow("k", now=62)[0]  # its outcome never came within a cool-down: a new trial
+    assert b.record("k", True, now=63) == "closed" and b.allow("k", now=64) == (True, "")

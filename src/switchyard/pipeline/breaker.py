@@ -2,8 +2,12 @@
 
 After ``threshold`` consecutive failures of one kind of step within ``window``
 seconds the breaker opens: further runs of that kind fail fast without starting
-a process. After ``cooldown`` seconds it is half-open: one trial runs; its
-success closes the breaker, its failure opens it again. Time is a parameter.
+a process. After ``cooldown`` seconds it is half-open: exactly one trial runs
+(:meth:`Breakers.allow` claims it under the file lock, so concurrent ready steps,
+of one driver or several, get one trial between them; the others fail fast); its
+success closes the breaker, its failure opens it again. A trial whose outcome is
+never recorded (its driver died) frees the claim after another cool-down. Time is
+a parameter.
 
 The file (``<workspace>/pipeline/breakers.json``) is read and written whole on
 each change under a lock file, so drivers of several pipelines share it.
@@ -76,8 +80,10 @@ class Breakers:
             state, retry_at = OPEN, opened + self.config.cooldown
         else:
             state, retry_at = HALF_OPEN, None
+        trial = rec.get("trial_at")
+        trial = trial if state == HALF_OPEN and trial is not None and now < trial + self.config.cooldown else None
         return {"kind": rec.get("kind"), "state": state, "failures": len(failures), "opened_at": opened,
-                "retry_at": retry_at}
+                "retry_at": retry_at, "trial_at": trial}
 
     def all(self, now: float | None = None) -> dict[str, dict[str, Any]]:
         """Kind -> state, for every kind of this app that has a record."""
@@ -87,9 +93,21 @@ class Breakers:
 
     def allow(self, kind: str, now: float | None = None) -> tuple[bool, str]:
         """Whether a step of ``kind`` may start now, and if not, why (fail-fast message)."""
+        now = time.time() if now is None else now
         s = self.state(kind, now)
+        if s["state"] == HALF_OPEN:  # claim the one trial, under the lock
+            with self._locked() as doc:
+                rec = doc.get(self._key(kind)) or {}
+                s = self._view(rec, now)
+                if s["state"] == HALF_OPEN and s["trial_at"] is None:
+                    rec["trial_at"] = now
+                    return True, ""
+            if s["state"] == HALF_OPEN:
+                return False, (f"circuit breaker for step kind '{kind}' is half-open: one trial step "
+                               f"runs since {time.strftime('%H:%M:%S', time.localtime(s['trial_at']))}; "
+                               "failing fast until it succeeds")
         if s["state"] == OPEN:
-            left = s["retry_at"] - (time.time() if now is None else now)
+            left = s["retry_at"] - now
             return False, (f"circuit breaker for step kind '{kind}' is open after "
                            f"{self.config.threshold} consecutive failures: failing fast for "
                            f"{left:.0f} s more (cool-down {self.config.cooldown:g} s)")
@@ -100,6 +118,7 @@ class Breakers:
         now = time.time() if now is None else now
         with self._locked() as doc:
             rec = doc.setdefault(self._key(kind), {"kind": kind, "failures": [], "opened_at": None})
+            rec.pop("trial_at", None)
             if ok:
                 rec["failures"], rec["opened_at"] = [], None
             else:
