@@ -178,8 +178,62 @@ class Inbox:
         return "250 Message accepted for delivery"
 
 
+def make_ca_and_server_cert(folder, name: str = "127.0.0.1"):
+    """A throwaway CA and a server certificate for ``name`` (an IP address) signed by it:
+    (ca.pem, server.pem, server.key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject, key, issuer, issuer_key, ca: bool, san=None):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        if ca:
+            b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                              content_commitment=False, key_encipherment=False,
+                                              data_encipherment=False, key_agreement=False,
+                                              encipher_only=False, decipher_only=False), critical=True)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, srv_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "switchyard test CA")])
+    ca = cert(ca_name, ca_key, ca_name, ca_key, True)
+    srv = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), srv_key, ca_name, ca_key, False,
+               [x509.IPAddress(ipaddress.ip_address(name))])
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(srv.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(srv_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_ca_and_server_cert(tmp_path_factory.mktemp("smtp-tls"))
+
+
+def _server_context(certs):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs[1]), str(certs[2]))
+    return context
+
+
 @pytest.fixture
-def smtp_server():
+def smtp_server(certs):
+    """aiosmtpd that offers STARTTLS and takes a login only after it (auth_require_tls)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
@@ -193,9 +247,11 @@ def smtp_server():
     inbox = Inbox()
     inbox.port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port, authenticator=authenticator,
-                            auth_require_tls=False, auth_required=False)
+                            tls_context=_server_context(certs), require_starttls=True,
+                            auth_require_tls=True, auth_required=False)
     controller.start()
     inbox.logins = logins
+    inbox.ca = certs[0]
     yield inbox
     controller.stop()
 
@@ -204,7 +260,8 @@ def test_smtp_alert_is_received_with_subject_body_and_recipients(store, tmp_path
     monkeypatch.setenv("OPS_SMTP_PW", "env-only-pw")
     add_channel({"name": "mail", "kind": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
                  "sender": "switchyard@example.com", "to": ["ops@example.com", "oncall@example.com"],
-                 "username": "alerts", "password_env": "OPS_SMTP_PW"}, tmp_path)
+                 "username": "alerts", "password_env": "OPS_SMTP_PW", "starttls": True,
+                 "ca_file": str(smtp_server.ca)}, tmp_path)
     oid = failed_run(store, now=T0)
     [a] = check(store, home=tmp_path, now=T0 + 5)
 
@@ -230,7 +287,7 @@ def test_smtp_alert_is_received_with_subject_body_and_recipients(store, tmp_path
 def test_smtp_refused_login_and_missing_password_are_failed_deliveries(store, tmp_path, smtp_server, monkeypatch):
     add_channel({"name": "mail", "kind": "smtp", "host": "127.0.0.1", "port": smtp_server.port,
                  "sender": "switchyard@example.com", "to": ["ops@example.com"], "username": "alerts",
-                 "password_env": "OPS_SMTP_PW"}, tmp_path)
+                 "password_env": "OPS_SMTP_PW", "starttls": True, "ca_file": str(smtp_server.ca)}, tmp_path)
     monkeypatch.delenv("OPS_SMTP_PW", raising=False)
     d = send_test("mail", store=store, home=tmp_path)["deliveries"][0]
     assert not d["delivered"] and "$OPS_SMTP_PW is empty: export OPS_SMTP_PW" in d["error"]
@@ -238,3 +295,39 @@ def test_smtp_refused_login_and_missing_password_are_failed_deliveries(store, tm
     d = send_test("mail", store=store, home=tmp_path)["deliveries"][0]
     assert not d["delivered"] and "refused the login of 'alerts' (535)" in d["error"]
     assert "wrong-pw" not in d["error"] and smtp_server.messages == []
+
+
+def test_smtp_login_needs_tls_and_a_certificate_the_channel_trusts(store, tmp_path, smtp_server, certs,
+                                                                   monkeypatch):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from switchyard.exceptions import AlertError
+
+    monkeypatch.setenv("OPS_SMTP_PW", "env-only-pw")
+    base = {"kind": "smtp", "host": "127.0.0.1", "port": smtp_server.port, "sender": "switchyard@example.com",
+            "to": ["ops@example.com"], "username": "alerts", "password_env": "OPS_SMTP_PW"}
+    with pytest.raises(AlertError, match=r'channels\."clear"\.username: a login over a plaintext connection .* '
+                                         r'would send the password in clear: set starttls = true'):
+        add_channel({**base, "name": "clear"}, tmp_path)  # refused at configuration time: nothing written
+    assert not (tmp_path / "alerts.toml").exists()
+    # STARTTLS against the system store: the test CA is not in it, so nothing is sent (no login either).
+    add_channel({**base, "name": "system-store", "starttls": True}, tmp_path)
+    d = send_test("system-store", store=store, home=tmp_path)["deliveries"][0]
+    assert not d["delivered"] and "certificate of 127.0.0.1" in d["error"] and "set ca_file" in d["error"]
+    assert smtp_server.messages == [] and smtp_server.logins == []
+    # SMTPS (TLS from the first byte) with the channel's CA.
+    inbox = Inbox()
+    inbox.port = free_port()
+    tls_only = Controller(inbox, hostname="127.0.0.1", port=inbox.port, ssl_context=_server_context(certs),
+                          auth_required=False, auth_require_tls=False,  # TLS from the first byte
+                          authenticator=lambda *a: AuthResult(success=True))
+    tls_only.start()
+    try:
+        add_channel({**base, "name": "smtps", "port": inbox.port, "smtps": True, "ca_file": str(certs[0])},
+                    tmp_path)
+        d = send_test("smtps", store=store, home=tmp_path)["deliveries"][0]
+        assert d["delivered"], d["error"]
+        assert [m["to"] for m in inbox.messages] == [["ops@example.com"]]
+    finally:
+        tls_only.stop()

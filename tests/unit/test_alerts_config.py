@@ -34,6 +34,7 @@ host = "127.0.0.1"
 port = 2525
 sender = "switchyard@example.com"
 to = ["ops@example.com", "oncall@example.com"]
+starttls = true
 username = "alerts"
 password_env = "OPS_SMTP_PW"
 """
@@ -67,6 +68,9 @@ def test_a_full_file_parses_and_shows_no_secret(tmp_path, monkeypatch):
     assert config.password(mail) == "pw-from-env"
 
 
+SMTP_M = "[[channels]]\nname = \"m\"\nkind = \"smtp\"\nhost = \"h\"\nsender = \"a@b\"\nto = [\"c@d\"]\n"
+
+
 @pytest.mark.parametrize("text, key, fix", [
     ("[rules]\non_failure = 1\n", "rules.on_failure", "write on_failure = true or on_failure = false"),
     ("[rules]\nduration_factor = 0.5\n", "rules.duration_factor", "0 turns the rule off"),
@@ -93,6 +97,12 @@ def test_a_full_file_parses_and_shows_no_secret(tmp_path, monkeypatch):
      'apps = ["flight"]'),
     ("[[channels]]\nname = \"a\"\nkind = \"file\"\npath = \"x\"\n[[channels]]\nname = \"a\"\nkind = \"file\"\n"
      "path = \"y\"\n", "channels[1].name", "its own name"),
+    (SMTP_M + "username = \"alerts\"\n", 'channels."m".username',
+     "set starttls = true (port 587), or port = 465 (SMTPS)"),
+    (SMTP_M + "port = 465\nstarttls = true\nsmtps = true\n", 'channels."m".starttls', "STARTTLS and SMTPS exclude"),
+    (SMTP_M + "starttls = true\nca_file = \"missing-ca.pem\"\n", 'channels."m".ca_file', "PEM file of the CA"),
+    (SMTP_M + "ca_file = \"alerts.toml\"\n", 'channels."m".ca_file', "set starttls = true"),
+    (SMTP_M + "smtps = \"yes\"\n", 'channels."m".smtps', "write smtps = true or false"),
     ("[rules\n", None, "fix the syntax"),
     ("[other]\n", "other", "use only [rules] and [[channels]]"),
 ])

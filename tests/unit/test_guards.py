@@ -86,3 +86,20 @@ def test_saved_app_settings_keep_their_mode_and_new_files_follow_the_umask(tmp_p
         os.umask(old)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and stat.S_IMODE(given.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app_settings.toml", "given.txt", "new.txt"]
+
+
+def test_smtp_login_is_allowed_over_tls_or_when_plaintext_is_explicitly_allowed(tmp_path):
+    from switchyard.alerts import config
+
+    base = ('[[channels]]\nname = "m"\nkind = "smtp"\nhost = "127.0.0.1"\nsender = "a@b"\nto = ["c@d"]\n'
+            'username = "alerts"\n')
+    for extra, encryption in (("port = 465\n", "smtps"), ("port = 587\nstarttls = true\n", "starttls"),
+                              ("port = 2525\nsmtps = true\n", "smtps"),
+                              ("port = 25\nallow_plaintext_login = true\n", "none")):
+        (tmp_path / "alerts.toml").write_text(base + extra)
+        mail = config.load(tmp_path).channel("m")
+        assert mail.encryption == encryption and mail.ca_path(tmp_path) is None
+    (tmp_path / "ca.pem").write_text("-")
+    (tmp_path / "alerts.toml").write_text(base + 'port = 465\nca_file = "ca.pem"\n')
+    mail = config.load(tmp_path).channel("m")
+    assert mail.ca_path(tmp_path) == tmp_path / "ca.pem" and mail.target().startswith("smtps://127.0.0.1:465")

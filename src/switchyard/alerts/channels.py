@@ -42,7 +42,7 @@ def deliver(channel: Channel, payload: dict[str, Any], home: Path | str | None =
         if channel.kind == "webhook":
             return _to_webhook(channel, payload)
         if channel.kind == "smtp":
-            return _to_smtp(channel, payload)
+            return _to_smtp(channel, payload, home)
     except AlertError:
         raise
     except Exception as e:  # noqa: BLE001 - any failure of a channel is recorded, not raised further
@@ -164,19 +164,33 @@ def email_body(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _to_smtp(channel: Channel, payload: dict[str, Any]) -> str:
+def tls_context(channel: Channel, home: Path | None = None) -> ssl.SSLContext:
+    """Certificate and host name checked: against the channel's ``ca_file``, else the system store."""
+    ca = channel.ca_path(home)
+    return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+
+def _to_smtp(channel: Channel, payload: dict[str, Any], home: Path | None = None) -> str:
     msg = email_message(channel, payload)
     secret = password(channel)
     if channel.username and not secret:
         raise AlertError(f"channel '{channel.name}' (smtp): username '{channel.username}' is set but "
                          f"${channel.password_env} is empty: export {channel.password_env} in the environment "
                          "of the process that checks alerts (the password is never read from a file)")
+    if channel.username and channel.encryption == "none" and not channel.allow_plaintext_login:
+        raise AlertError(f"channel '{channel.name}' (smtp): refusing to log in over plaintext: set "
+                         "starttls = true or port = 465 (SMTPS)")  # a Channel built without check_channel
     where = f"{channel.host}:{channel.port}"
     try:
-        with smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout) as smtp:
+        context = tls_context(channel, home) if channel.encryption != "none" else None
+        if channel.smtps:
+            connection = smtplib.SMTP_SSL(channel.host, channel.port, timeout=channel.timeout, context=context)
+        else:
+            connection = smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout)
+        with connection as smtp:
             smtp.ehlo()
             if channel.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=context)
                 smtp.ehlo()
             if channel.username:
                 smtp.login(channel.username, secret or "")
@@ -184,8 +198,20 @@ def _to_smtp(channel: Channel, payload: dict[str, Any]) -> str:
     except smtplib.SMTPAuthenticationError as e:
         raise AlertError(f"channel '{channel.name}' (smtp): {where} refused the login of '{channel.username}' "
                          f"({e.smtp_code}): check username and ${channel.password_env}") from None
+    except smtplib.SMTPNotSupportedError as e:
+        if "STARTTLS" not in str(e):
+            raise AlertError(f"channel '{channel.name}' (smtp): {where}: {_clean(channel, e)}") from None
+        raise AlertError(f"channel '{channel.name}' (smtp): {where} does not offer STARTTLS: use its SMTPS "
+                         "port (465) or a server that encrypts; nothing was sent") from None
     except smtplib.SMTPException as e:
         raise AlertError(f"channel '{channel.name}' (smtp): {where}: {_clean(channel, e)}") from None
+    except ssl.SSLCertVerificationError as e:
+        raise AlertError(f"channel '{channel.name}' (smtp): the certificate of {where} was not accepted "
+                         f"({e.verify_message}): set ca_file to the CA that signed it, or check that host "
+                         "is the name in the certificate; nothing was sent") from None
+    except ssl.SSLError as e:
+        raise AlertError(f"channel '{channel.name}' (smtp): TLS with {where} failed ({e.reason or e}): check "
+                         "the port (465 is SMTPS, 587 STARTTLS); nothing was sent") from None
     except OSError as e:
         raise AlertError(f"channel '{channel.name}' (smtp): cannot reach {where} ({_reason(e)}): "
                          "check host, port and that the server runs") from None

@@ -8,7 +8,10 @@ Without the file the rules have their defaults and alerts go to one file channel
 ``<home>/alerts.log``.
 
 Secrets: an SMTP password only ever comes from an environment variable (the
-file names the variable); a webhook URL's userinfo and query string are cut
+file names the variable) and only crosses an encrypted connection: a channel with a
+login needs STARTTLS or SMTPS (port 465, or ``smtps = true``) unless it says
+``allow_plaintext_login = true``; the server certificate is checked against the system
+store or the channel's ``ca_file``. A webhook URL's userinfo and query string are cut
 from every place it is shown or recorded (:func:`redact_url`).
 """
 
@@ -36,8 +39,10 @@ RULE_DEFAULTS: dict[str, Any] = {"on_failure": True, "duration_factor": 3.0, "mi
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "file": ("path",),
     "webhook": ("url", "timeout", "headers"),
-    "smtp": ("host", "port", "sender", "to", "starttls", "username", "password_env", "timeout"),
+    "smtp": ("host", "port", "sender", "to", "starttls", "smtps", "ca_file", "allow_plaintext_login",
+             "username", "password_env", "timeout"),
 }
+SMTPS_PORT = 465
 DEFAULT_PASSWORD_ENV = "SWITCHYARD_SMTP_PASSWORD"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -86,6 +91,9 @@ class Channel:
     sender: str = ""
     to: tuple[str, ...] = ()
     starttls: bool = False
+    smtps: bool = False
+    ca_file: str = ""
+    allow_plaintext_login: bool = False
     username: str = ""
     password_env: str = DEFAULT_PASSWORD_ENV
 
@@ -98,13 +106,26 @@ class Channel:
         p = Path(self.path).expanduser()
         return p if p.is_absolute() else Path(home) / p
 
+    def ca_path(self, home: Path | None = None) -> Path | None:
+        """The CA bundle the server certificate is checked against (None: the system store)."""
+        if not self.ca_file:
+            return None
+        p = Path(self.ca_file).expanduser()
+        return p if p.is_absolute() else Path(home or workspace.home()) / p
+
+    @property
+    def encryption(self) -> str:
+        """``smtps``, ``starttls`` or ``none``."""
+        return "smtps" if self.smtps else "starttls" if self.starttls else "none"
+
     def target(self, home: Path | None = None) -> str:
         """Where it delivers, safe to show: no secret, the URL redacted."""
         if self.kind == "file":
             return str(self.file_path(home or workspace.home()))
         if self.kind == "webhook":
             return redact_url(self.url)
-        return f"smtp://{_host_port(self.host, self.port)} -> {', '.join(self.to)}"
+        scheme = "smtps" if self.smtps else "smtp"
+        return f"{scheme}://{_host_port(self.host, self.port)} -> {', '.join(self.to)}"
 
     def describe(self, home: Path | None = None) -> dict[str, Any]:
         """A JSON-able view for listings (header names only, never their values)."""
@@ -114,8 +135,9 @@ class Channel:
             d.update(timeout=self.timeout, headers=sorted(self.headers))
         elif self.kind == "smtp":
             d.update(host=self.host, port=self.port, sender=self.sender, to=list(self.to),
-                     starttls=self.starttls, username=self.username, password_env=self.password_env,
-                     timeout=self.timeout)
+                     starttls=self.starttls, smtps=self.smtps, ca_file=self.ca_file,
+                     allow_plaintext_login=self.allow_plaintext_login, username=self.username,
+                     password_env=self.password_env, timeout=self.timeout)
         else:
             d["path"] = self.path
         return d
@@ -293,16 +315,38 @@ def check_channel(raw: Any, path: Path | None = None, index: int = 0) -> Channel
             raise settings_error(path, f"{key}.to", f"{to!r} is not a list of addresses",
                          'write to = ["ops@example.com"]')
         values["to"] = tuple(_address_in(a, path, f"{key}.to") for a in to)
-        starttls = raw.get("starttls", False)
-        if not isinstance(starttls, bool):
-            raise settings_error(path, f"{key}.starttls", f"{starttls!r} is not true/false",
-                         "write starttls = true or false")
-        values["starttls"] = starttls
+        for flag, default in (("starttls", False), ("smtps", values["port"] == SMTPS_PORT and not raw.get("starttls")),
+                              ("allow_plaintext_login", False)):
+            value = raw.get(flag, default)
+            if not isinstance(value, bool):
+                raise settings_error(path, f"{key}.{flag}", f"{value!r} is not true/false",
+                                     f"write {flag} = true or false")
+            values[flag] = value
+        if values["starttls"] and values["smtps"]:
+            raise settings_error(path, f"{key}.starttls", "STARTTLS and SMTPS exclude each other (port "
+                                 f"{values['port']} {'is' if values['port'] == SMTPS_PORT else 'has smtps = true,'} "
+                                 "SMTPS)", "use starttls = true with port 587, or SMTPS on port 465 alone")
+        if "ca_file" in raw:
+            ca = _text_in(raw["ca_file"], path, f"{key}.ca_file", 'ca_file = "/etc/ssl/my-ca.pem"')
+            full = Path(ca).expanduser()
+            full = full if full.is_absolute() else (path.parent if path else workspace.home()) / full
+            if not full.is_file():
+                raise settings_error(path, f"{key}.ca_file", f"{full} is not a file",
+                                     "point it at the PEM file of the CA that signed the server's certificate")
+            if not (values["starttls"] or values["smtps"]):
+                raise settings_error(path, f"{key}.ca_file", "is set but the connection is not encrypted",
+                                     "set starttls = true (or port = 465 for SMTPS)")
+            values["ca_file"] = ca
         username = raw.get("username", "")
         if not isinstance(username, str) or any(ch.isspace() for ch in username):
             raise settings_error(path, f"{key}.username", f"{username!r} is not a user name",
                          'write e.g. username = "alerts" (or "" for no login)')
         values["username"] = username
+        if username and not (values["starttls"] or values["smtps"] or values["allow_plaintext_login"]):
+            raise settings_error(path, f"{key}.username", f"a login over a plaintext connection to "
+                                 f"{_host_port(values['host'], values['port'])} would send the password in clear",
+                                 "set starttls = true (port 587), or port = 465 (SMTPS); for a trusted relay on "
+                                 "loopback only, allow_plaintext_login = true")
         env = raw.get("password_env", DEFAULT_PASSWORD_ENV)
         if not isinstance(env, str) or not _ENV_NAME.match(env):
             raise settings_error(path, f"{key}.password_env", f"{env!r} is not an environment variable name",

@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     add.add_argument("--sender", help="smtp: From address")
     add.add_argument("--to", action="append", help="smtp: recipient (repeatable)")
     add.add_argument("--starttls", action="store_true", help="smtp: upgrade the connection with STARTTLS")
+    add.add_argument("--smtps", action="store_true", help="smtp: TLS from the start (SMTPS; the default on port 465)")
+    add.add_argument("--ca-file", help="smtp: PEM file of the CA the server certificate is checked against "
+                                       "(default: the system store)")
+    add.add_argument("--allow-plaintext-login", action="store_true",
+                     help="smtp: allow a login without TLS (a trusted relay on loopback only)")
     add.add_argument("--username", help="smtp: login name (the password comes from --password-env)")
     add.add_argument("--password-env", help="smtp: environment variable holding the password "
                                             "(default SWITCHYARD_SMTP_PASSWORD)")
@@ -139,8 +144,11 @@ def cmd_channel_add(ns: argparse.Namespace) -> int:
     spec = {"name": ns.name, "kind": ns.kind, "path": ns.path, "url": ns.url, "timeout": ns.timeout,
             "host": ns.host, "port": ns.port, "sender": ns.sender, "to": ns.to, "username": ns.username,
             "password_env": ns.password_env, "apps": ns.apps}
-    if ns.starttls:
-        spec["starttls"] = True
+    for flag in ("starttls", "smtps", "allow_plaintext_login"):
+        if getattr(ns, flag):
+            spec[flag] = True
+    if ns.ca_file:
+        spec["ca_file"] = ns.ca_file
     add_channel(spec)
     view = channels_view()
     _emit(ns, view, f"channel '{ns.name}' added\n" + channels_text(view))
