@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("app")
     run.add_argument("--mode", type=_mode, help="0..15 or rdcp string, e.g. 4 or _d__ (default: [cluster])")
     run.add_argument("--detach", action="store_true", help="start the driver and print the orchestration id")
+    run.add_argument("--engine-log", action="store_true",
+                     help="also follow the engine's lines that run.log leaves out (runs/<id>/engine.log)")
 
     bench = sub.add_parser("bench", parents=[common, cluster], help="run every enabled mode; write benchmark.json")
     bench.add_argument("app")
@@ -205,7 +207,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from switchyard.agi import AGI
 
     res = asyncio.run(AGI.run(_app_env(ns), mode=ns.mode, scheduler=ns.scheduler, workers=ns.workers,
-                              detach=ns.detach, on_line=_log_line(ns), **dict(ns.arg)))
+                              detach=ns.detach, on_line=_log_line(ns), engine_log=ns.engine_log,
+                              **dict(ns.arg)))
     _emit(ns, res.to_dict(), str(res))
     if ns.detach:
         return 0

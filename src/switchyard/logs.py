@@ -8,6 +8,7 @@ not at the end. Commands are argument lists, never shell strings.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from collections import deque
@@ -189,3 +190,62 @@ def last_lines(lines: Iterable[str], n: int = 5) -> str:
     """The last ``n`` non-empty lines joined with `` | `` (for one-line error messages)."""
     kept = [s.strip() for s in lines if s.strip()]
     return " | ".join(kept[-n:])
+
+
+# Engine output: what Dask says, split from what people read ---------------------------------
+#
+# A run's cluster prints a few dozen ``distributed.* - INFO`` lines per process before the first
+# batch. They go to ``engine.log``; ``run.log`` keeps the driver's lines, the app's output and
+# tracebacks, and engine messages at WARNING and above.
+
+ENGINE_LOGGERS = ("distributed", "dask", "tornado", "asyncio", "bokeh")
+_PREFIX = re.compile(r"^(\[[^\]]+\] )")
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ - ([\w.]+) - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - ")
+_CHATTER_LEVELS = ("DEBUG", "INFO")
+
+
+def engine_record(line: str) -> tuple[str, str] | None:
+    """(logger, level) when ``line`` (``[source] `` prefix allowed) is a log record of the engine."""
+    m = _PREFIX.match(line)
+    rest = line[m.end():] if m else line
+    r = _RECORD.match(rest)
+    if r is None or r.group(1).split(".")[0] not in ENGINE_LOGGERS:
+        return None
+    return r.group(1), r.group(2)
+
+
+class EngineSplit:
+    """Decides, line by line, whether an engine line is also for people (``run.log``).
+
+    Every line is engine output; :meth:`for_people` is False for the engine's records
+    below WARNING and for their indented continuation lines (per ``[source]``), so an app's
+    print or a traceback after an INFO record is still shown.
+    """
+
+    def __init__(self) -> None:
+        self._hidden: dict[str, bool] = {}  # source prefix -> its last record was chatter
+
+    def for_people(self, line: str) -> bool:
+        m = _PREFIX.match(line)
+        source = m.group(1) if m else ""
+        rest = line[m.end():] if m else line
+        if "Run out-of-band function" in rest:  # every look at what workers execute: not news
+            return False
+        rec = engine_record(line)
+        if rec is not None:
+            hidden = rec[1] in _CHATTER_LEVELS
+            self._hidden[source] = hidden
+            return not hidden
+        if rest[:1].isspace() and self._hidden.get(source):
+            return False
+        self._hidden[source] = False
+        return True
+
+
+def count_lines(path: Path | str) -> int:
+    """Lines in a text file (0 if missing), read in blocks."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -31,7 +32,10 @@ def run_json(app, mode, home, apps, workers="127.0.0.1:2"):
 
 def test_flight_dask_mode_equals_mode_0(run_home):
     apps, home = run_home
-    out = cli_json("run", "flight", "--mode", "4", "--workers", "127.0.0.1:2", home=home, apps=apps)
+    proc = cli("run", "flight", "--mode", "4", "--workers", "127.0.0.1:2", "--engine-log", "--json",
+               home=home, apps=apps)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
     assert set(out) >= {"orchestration_id", "status", "batches", "completed", "seconds", "output"}
     assert out["status"] == "completed" and out["completed"] == out["batches"]
     ref = cli_json("run", "flight", "--mode", "0", home=home, apps=apps)
@@ -45,6 +49,14 @@ def test_flight_dask_mode_equals_mode_0(run_home):
     assert workers == {"127.0.0.1-0", "127.0.0.1-1"}
     log = (Path(out["output"]).parents[1] / "run.log").read_text()
     assert "[127.0.0.1-0]" in log or "127.0.0.1-0" in log
+    # run.log is for people: no engine INFO record; engine.log has them all, and --engine-log
+    # followed both (each line once: run.log's own lines are not repeated from engine.log)
+    engine = (Path(out["output"]).parents[1] / "engine.log").read_text()
+    assert "driver: connecting to the Dask scheduler" in log
+    assert not re.search(r"distributed\.[\w.]+ - INFO - ", log), log[:3000]
+    assert re.search(r"\[127\.0\.0\.1-0\] .* - distributed\.worker - INFO - ", engine)
+    assert re.search(r"distributed\.[\w.]+ - INFO - ", proc.stderr)
+    assert proc.stderr.count("driver: connecting to the Dask scheduler") == 1
 
 
 @pytest.mark.parametrize("app", ["flight", "montecarlo"])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from switchyard.exceptions import InvalidTransition, LeaseHeld
-from switchyard.logs import LineSink
+from switchyard.logs import EngineSplit, LineSink
 from switchyard.runs import launcher
 from switchyard.runs.leases import (HEARTBEAT_INTERVAL, LEASE_TTL, OBSERVE_INTERVAL,  # noqa: F401 (re-exported)
                                     PAUSE_DRAIN_TIMEOUT, STATUS_POLL, DriverLost)
@@ -60,6 +60,8 @@ class Driver:
         self.orch = orch
         self.run_dir = Path(orch.run_dir)
         self.log = LineSink(self.run_dir / "run.log")
+        self.engine_log = LineSink(self.run_dir / "engine.log")  # everything the cluster printed
+        self._split = EngineSplit()
         self.requested = Status(orch.status)
         self.lost: str | None = None
         self.signalled: str | None = None
@@ -73,6 +75,7 @@ class Driver:
         except LeaseHeld as e:
             self.log.write(f"driver: not started: {e}")
             self.log.close()
+            self.engine_log.close()
             return self.store.status(self.oid)
         beat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         try:
@@ -105,6 +108,7 @@ class Driver:
             except Exception as e:
                 self.log.write(f"driver: could not start the queued orchestrations: {e}")
             self.log.close()
+            self.engine_log.close()
 
     def check(self) -> Status:
         """The status to act on; raises DriverLost when this driver must stop silently."""
@@ -123,8 +127,9 @@ class Driver:
             self.log.write(f"driver: could not record '{command}': {e}")
 
     def cluster_line(self, line: str) -> None:
-        """A line of a cluster the source started; every look at what workers execute is not news."""
-        if "Run out-of-band function" not in line:
+        """A line of a cluster the source started: all of it to engine.log, what people read to run.log."""
+        self.engine_log.write(line)
+        if self._split.for_people(line):
             self.log.write(line)
 
     # heartbeat and signals ----------------------------------------------------

@@ -277,26 +277,36 @@ def result_of(store, oid: str) -> RunResult:
                      output=o.output, run_dir=o.run_dir, mode=o.mode, error=o.error)
 
 
-def follow_run(app_env: AppEnv, oid: str, proc: Any, on_line: Line, poll: float = 0.1) -> RunResult:
+def follow_run(app_env: AppEnv, oid: str, proc: Any, on_line: Line, poll: float = 0.1,
+               engine_log: bool = False) -> RunResult:
     """Stream the run log to ``on_line`` until the store says the run ended (or paused).
+
+    With ``engine_log`` the engine's lines that run.log leaves out (``runs/<id>/engine.log``)
+    are streamed too, as they arrive, so both logs are followed without a line twice.
 
     Returns as soon as the store has the outcome. With ``proc`` None (queued, or started
     by someone else) it relies on the store alone: the sweep declares a vanished driver's
     orchestration interrupted. The store is read every few milliseconds at first, then
     every ``poll`` seconds, so a short run returns right after it ends.
     """
-    from switchyard.logs import follow
+    from switchyard.logs import EngineSplit, follow
     from switchyard.runs.control import sweep
     from switchyard.runs.state import Status
 
     store = open_store(app_env)
     log = app_env.home / "runs" / oid / "run.log"
-    offset = 0
+    offset = engine_offset = 0
+    split = EngineSplit()
     exited_at = None
     started = time.monotonic()
 
     def drain() -> None:
-        nonlocal offset
+        nonlocal offset, engine_offset
+        if engine_log:
+            lines, engine_offset = follow(log.parent / "engine.log", engine_offset)
+            for line in lines:
+                if not split.for_people(line):  # the others are in run.log
+                    on_line(line)
         lines, offset = follow(log, offset)
         for line in lines:
             on_line(line)
@@ -325,11 +335,11 @@ def follow_run(app_env: AppEnv, oid: str, proc: Any, on_line: Line, poll: float 
 
 def run_sync(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
              workers: dict[str, int] | None = None, detach: bool = False, on_line: Line | None = None,
-             request: RunRequest | None = None, **args: Any) -> RunResult:
-    """Start the run and, unless ``detach``, follow it to its end."""
+             request: RunRequest | None = None, engine_log: bool = False, **args: Any) -> RunResult:
+    """Start the run and, unless ``detach``, follow it to its end (``engine_log``: see :func:`follow_run`)."""
     on_line = on_line or _print
     oid, proc = start_run(app_env, mode=mode, scheduler=scheduler, workers=workers, on_line=on_line,
                           request=request, **args)
     if detach:
         return result_of(open_store(app_env), oid)
-    return follow_run(app_env, oid, proc, on_line)
+    return follow_run(app_env, oid, proc, on_line, engine_log=engine_log)

@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 import streamlit as st
 
-from switchyard.logs import tail
+from switchyard.logs import count_lines, tail
 
 POLL_SECONDS = 0.5
 MAX_LINES = 300
@@ -32,3 +32,16 @@ def log_view(lines: Iterable[str], key: str, height: int = 320, empty: str = "(n
     text = "\n".join(lines)
     with st.container(height=height, key=key, autoscroll=True, border=True):
         st.code(text or empty, language=None, wrap_lines=True)
+
+
+def engine_log_view(run_log: Path | str | None, key: str, height: int = 320) -> None:
+    """A toggle over the run's full engine output (``engine.log`` beside ``run_log``), with its line count.
+
+    run.log leaves out the engine's records below WARNING; this is where they are."""
+    if not run_log:
+        return
+    path = Path(run_log).parent / "engine.log"
+    count = count_lines(path)
+    if st.toggle(f"Engine log ({count} lines)", key=f"{key}-toggle",
+                 help=f"everything the Dask scheduler and workers printed: {path}"):
+        log_view(log_lines(path), key=key, height=height, empty="(the engine printed nothing)")

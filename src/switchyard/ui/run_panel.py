@@ -27,7 +27,7 @@ from switchyard.runs.state import Orchestration, Status, allowed_commands
 from switchyard.runs.store import RunStore
 from switchyard.settings import AppSettings
 from switchyard.ui.common import error_text, show_error, snippet_block
-from switchyard.ui.log_panel import live, log_lines, log_view
+from switchyard.ui.log_panel import engine_log_view, live, log_lines, log_view
 from switchyard.ui.status import progress_bar, status_badge
 
 KIND = "run"
@@ -173,6 +173,7 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
             st.error(error_text(category or "app", message or "the run could not start"))
         st.markdown("**Run logs**")
         log_view(log_lines(now["log"]), key="run-log", height=360)
+        engine_log_view(now["log"], key="engine-log")
         if busy and not now["live"]:
             st.rerun()  # finished: refresh the page (Load data, benchmark results)
 
