@@ -39,6 +39,7 @@ class Action:
         scheduler: Dask scheduler address (not used by install).
         workers: Host -> worker count.
         args: The app args passed as keywords (not used by install).
+        costs: A distrib's cost source, ``"measured"`` (None: the app's weights).
     """
 
     kind: str
@@ -47,6 +48,7 @@ class Action:
     scheduler: str | None = None
     workers: dict[str, int] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
+    costs: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,6 +79,8 @@ class Action:
             head = {"mode": int(self.mode), **head}
         elif self.kind == "benchmark":
             head = {"modes_enabled": int(self.mode), **head}
+        elif self.kind == "distrib" and self.costs and self.costs != "weights":
+            head = {**head, "costs": self.costs}
         return {**head, **self.args}
 
     def snippet(self) -> str:
@@ -84,7 +88,8 @@ class Action:
         if self.kind == "benchmark":
             return render_benchmark(self.app_env, self.mode, self.scheduler, self.workers, self.args)
         return snippets.render(self.kind, self.app_env, mode=int(self.mode), scheduler=self.scheduler,
-                               workers=self.workers, args=self.args, modes_enabled=int(self.mode))
+                               workers=self.workers, args=self.args, modes_enabled=int(self.mode),
+                               costs=self.costs)
 
     def save_snippet(self) -> Path:
         """Write the snippet to ``<workspace>/snippets/<app>/AGI_<kind>.py`` (the Pipeline page imports it)."""
@@ -101,7 +106,8 @@ class Action:
         if self.kind == "install":
             return install.install_sync(self.app_env, kw["modes_enabled"], kw["workers"], on_line)
         if self.kind == "distrib":
-            return submit.get_distrib(self.app_env, kw.pop("scheduler"), kw.pop("workers"), True, **kw)
+            return submit.get_distrib(self.app_env, kw.pop("scheduler"), kw.pop("workers"), True, None,
+                                      kw.pop("costs", None), **kw)
         if self.kind == "run":
             return submit.run_sync(self.app_env, kw.pop("mode"), kw.pop("scheduler"), kw.pop("workers"),
                                    False, on_line, **kw)

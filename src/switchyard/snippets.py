@@ -66,8 +66,9 @@ def _kwarg_name(name: str) -> str:
 
 def render(kind: str, app_env: AppEnv, *, mode: int | None = None, scheduler: str | None = None,
            workers: dict[str, int] | None = None, args: dict[str, Any] | None = None,
-           modes_enabled: int | None = None, action: str | None = None) -> str:
-    """The snippet text for ``kind`` (install, distrib, run, serve)."""
+           modes_enabled: int | None = None, action: str | None = None, costs: str | None = None) -> str:
+    """The snippet text for ``kind`` (install, distrib, run, serve); ``costs`` is a distrib's cost
+    source when not the default weights."""
     if kind not in KINDS:
         raise SnippetError(f"unknown snippet kind {kind!r}: choose one of {', '.join(KINDS)}")
     env_args = [literal(app_env.app, "app")]
@@ -83,6 +84,8 @@ def render(kind: str, app_env: AppEnv, *, mode: int | None = None, scheduler: st
     elif kind == "distrib":
         call_args.append(f"scheduler={literal(scheduler, 'scheduler')}")
         call_args.append(f"workers={literal(dict(workers or {}), 'workers')}")
+        if costs and costs != "weights":
+            call_args.append(f"costs={literal(costs, 'costs')}")
         func, result = "get_distrib", "plan"
     elif kind == "run":
         comment += f" in mode {int(mode or 0)} ({mode_string(int(mode or 0))})"

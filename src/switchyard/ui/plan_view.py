@@ -9,6 +9,7 @@ page of partitions at a time, and the graph is aggregated by ``plan_digraph``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -65,9 +66,11 @@ def moves_from_edit(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, str]
 def load_table(draft: WorkPlan, saved: WorkPlan) -> pd.DataFrame:
     """Per worker: partitions, weight and load % of the draft, and its load % in the saved plan."""
     share, before = draft.load_percent(), saved.load_percent()
+    predicted = draft.predicted_seconds() or {}
     return pd.DataFrame([
         {"worker": s.id, "partitions": len(s.partitions), "weight": s.weight,
-         "load %": round(share[s.id], 2), "saved load %": round(before.get(s.id, 0.0), 2)}
+         "load %": round(share[s.id], 2), "saved load %": round(before.get(s.id, 0.0), 2),
+         **({"predicted s": round(predicted[s.id], 3)} if predicted else {})}
         for s in draft.slots
     ])
 
@@ -176,12 +179,18 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     state = _draft(app_env, saved)
     draft: WorkPlan = state["plan"]
     changes = moved(draft, saved)
-    m = st.columns(4)
+    m = st.columns(5)
     m[0].metric("Partitions", draft.partition_count)
     m[1].metric("Workers", f"{len(draft.slots)} on {len({s.host for s in draft.slots})} host(s)")
     m[2].metric("Makespan / lower bound", f"{ratio(draft):.3f}",
                 delta=f"{ratio(draft) - ratio(saved):+.3f}" if changes else None, delta_color="inverse")
     m[3].metric("Unsaved moves", len(changes))
+    predicted = draft.predicted_makespan_seconds
+    with m[4], st.container(key="plan-predicted"):
+        st.metric("Predicted makespan", f"{predicted:.3f} s" if predicted is not None else "—",
+                  help="the plan's seconds from the costs measured in past runs of this mode")
+    if draft.cost_note:
+        st.caption(f"Costs: {draft.cost_note}")
     with st.container(key="plan-graph"):
         st.graphviz_chart(plan_digraph(draft), width="stretch")
     left, right = st.columns([3, 2])
@@ -226,7 +235,7 @@ def check_distribute(app_env: AppEnv, action) -> bool:
     st.session_state.pop(f"plan-draft-{app_env.app}", None)
     st.session_state[f"plan-made-{app_env.app}"] = (
         f"Planned {plan.partition_count} partitions over {len(plan.slots)} workers: "
-        f"makespan {ratio(plan):.3f} x lower bound")
+        f"makespan {ratio(plan):.3f} x lower bound; {plan.cost_note or 'planned from the app weights'}")
     return True
 
 
@@ -239,9 +248,17 @@ def render(app_env: AppEnv, action, current_fingerprint: str | None) -> None:
     except SwitchyardError as e:
         show_error(e)
         return
-    if st.button("CHECK DISTRIBUTE", type="primary", key=f"distrib-go-{app_env.app}"):
+    c1, c2, c3 = st.columns([1, 1, 3], vertical_alignment="center")
+    if c1.button("CHECK DISTRIBUTE", type="primary", key=f"distrib-go-{app_env.app}"):
         if check_distribute(app_env, action):
             st.rerun()
+    measured = replace(action, costs="measured")
+    if c2.button("Plan from measured costs", key=f"distrib-measured-{app_env.app}",
+                 help="AGI.get_distrib(..., costs='measured'): the costs measured in this app's past runs "
+                      "in this mode (the weights, scaled, for partitions never measured)"):
+        if check_distribute(app_env, measured):
+            st.rerun()
+    c3.caption("the same call with `costs=\"measured\"`: plans from the seconds past runs measured")
     made = st.session_state.pop(f"plan-made-{app_env.app}", None)
     if made:
         st.success(made)

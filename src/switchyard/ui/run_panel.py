@@ -26,6 +26,7 @@ from switchyard.modes import mode_string
 from switchyard.runs.state import Orchestration, Status, allowed_commands
 from switchyard.runs.store import RunStore
 from switchyard.settings import AppSettings
+from switchyard.ui import run_review
 from switchyard.ui.common import error_text, show_error, snippet_block
 from switchyard.ui.log_panel import engine_log_view, live, log_lines, log_view
 from switchyard.ui.status import progress_bar, status_badge
@@ -77,7 +78,7 @@ def view(job: ui_jobs.JobState | None, orch: Orchestration | None) -> dict:
     return {"orch": orch, "log": log, "live": active, "error": None}
 
 
-def _progress(store: RunStore, orch: Orchestration) -> None:
+def _progress(store: RunStore, orch: Orchestration, app_env: AppEnv | None = None) -> None:
     top = st.columns([1, 5, 1], vertical_alignment="center")
     with top[0]:
         status_badge(orch.status.value)
@@ -94,6 +95,8 @@ def _progress(store: RunStore, orch: Orchestration) -> None:
     if orch.status == Status.COMPLETED:
         st.success(f"Completed {orch.completed_batches}/{orch.total_batches} batches in "
                    f"{orch.seconds or 0:.2f} s. Output: `{orch.output}`")
+        if app_env is not None:
+            run_review.render(app_env, store, orch)
     elif orch.status in (Status.FAILED, Status.INTERRUPTED):
         st.error(error_text("app", f"run {orch.id} {orch.status.value}: {orch.error or 'see the log'}",
                             "The app's traceback (if any) is in the run logs: fix it, then RUN again "
@@ -165,7 +168,7 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
     def panel() -> None:
         now = view(ui_jobs.job_state(app_env, KIND), newest(store, a))
         if now["orch"] is not None:
-            _progress(store, now["orch"])
+            _progress(store, now["orch"], app_env)
         elif now["live"]:
             st.caption("starting: validating, planning, starting the driver…")
         if now["error"]:
