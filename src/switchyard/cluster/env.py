@@ -117,14 +117,18 @@ def cython_dir(app_env: AppEnv) -> Path:
 def worker_environ(app_env: AppEnv, cython: bool) -> dict[str, str]:
     """Environment variables of any process that runs app code in the app's environment.
 
-    A copy of ``os.environ`` with: ``PYTHONPATH`` starting with the compiled build
+    The allow-list of :func:`switchyard.environ.child_environ` over ``os.environ`` (plus
+    the names the app declares in ``[environment].pass``; never the workbench's secrets) with:
+    ``PYTHONPATH`` starting with the compiled build
     in cython mode (so compiled modules shadow the ``.py`` ones) and without it
     otherwise; the env's ``bin`` first on ``PATH``; ``SWITCHYARD_HOME`` and
     ``SWITCHYARD_APPS`` so workers see the same workspace and apps; unbuffered
     output; non-daemonic Dask workers (the pool bit starts a process pool inside a
     worker); a worker saturation of 1.0.
     """
-    environ = dict(os.environ)
+    from switchyard.environ import child_environ, declared_names
+
+    environ = child_environ(os.environ, declared_names(app_env.settings_path))
     build = str(cython_dir(app_env))
     kept = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != build]
     environ["PYTHONPATH"] = os.pathsep.join(([build] if cython else []) + kept)

@@ -38,9 +38,6 @@ from switchyard.settings import ClusterSettings, check_scheduler, check_workers,
 
 DEATH_TIMEOUT = 60  # a worker whose scheduler vanished exits after this many seconds
 Line = Callable[[str], None]
-# The variables of the app's worker environment a local warm worker gets (over the caller's).
-_LOCAL_ENV = ("PYTHONUNBUFFERED", "SWITCHYARD_HOME", "SWITCHYARD_APPS", "VIRTUAL_ENV",
-              "DASK_DISTRIBUTED__WORKER__DAEMON", "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION")
 __all__ = ["answers", "up", "up_sync", "down", "down_sync", "status", "status_of", "trust_sync",
            "scheduler_runs_here", "workers_of", "worker_names", "choose_cluster"]
 
@@ -144,16 +141,13 @@ def _host_spec(app_env: AppEnv, host: str, here: bool, cid: str, cython: bool, i
     from switchyard.cluster.env import env_python, worker_environ
 
     if here:
-        values = worker_environ(app_env, cython)
-        env = {k: values[k] for k in _LOCAL_ENV}
-        unset = ["PYTHONHOME"]
-        if "PYTHONPATH" in values:
-            env["PYTHONPATH"] = values["PYTHONPATH"]
-        else:
-            unset.append("PYTHONPATH")
+        # The whole environment, not the caller's with a few changes: a warm worker runs app
+        # code, so it gets the allow-list of switchyard.environ, never the caller's secrets.
+        env = worker_environ(app_env, cython)
+        unset: list[str] = []
         bind = loopback_of(host) if is_local_host(host) else host
         return HostSpec(python=str(env_python(app_env)), folder=_layout(app_env, cid, None), bind=bind,
-                        env=env, unset=tuple(unset))
+                        env=env, inherit_env=False, unset=tuple(unset))
     root = installed[host]["root"]
     python, env, unset = remote.remote_env(root, app_env.app, cython)
     return HostSpec(python=python, folder=_layout(app_env, cid, root), bind=host, env=env, unset=tuple(unset),

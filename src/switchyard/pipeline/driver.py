@@ -99,7 +99,7 @@ class PipelineSteps:
         scheduler = StepScheduler(
             pipeline, d.store, d.oid, d.owner, d.run_dir, submit=submit, wait=waiter,
             breakers=Breakers(breakers_path(d.store.path.parent), orch.app, pipeline.breaker),
-            slots=slots, python=o.get("python") or sys.executable, env=_step_env(o), requested=self._status,
+            slots=slots, python=o.get("python") or sys.executable, env=_step_env(o, orch.app), requested=self._status,
             log=d.log.write, stop=lambda: client.run(stop_steps, d.oid, on_error="return"))
         status, error = scheduler.run()
         if d.signalled:
@@ -134,15 +134,24 @@ def PipelineDriver(oid: str, store=None, owner: str | None = None, scheduler: st
 def cluster_env() -> dict[str, str]:
     """Environment of a local cluster for steps: a step occupies its worker's one thread, and a
     saturation of 1.0 keeps the scheduler from queueing a second step behind it while
-    another worker idles."""
-    env = dict(os.environ)
+    another worker idles. The allow-list of :mod:`switchyard.environ`, as for every process
+    that runs step code."""
+    from switchyard.environ import child_environ
+
+    env = child_environ(os.environ)
     env["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"] = "1.0"
     env.pop(OWNER_ENV, None)
     return env
 
 
-def _step_env(options: dict) -> dict[str, str]:
-    env = dict(os.environ)
+def _step_env(options: dict, app: str) -> dict[str, str]:
+    """What a step process gets: the allow-list of :mod:`switchyard.environ` over this driver's
+    environment with the names the app declares, plus the run's ``step_env``."""
+    from switchyard.app import AppEnv
+    from switchyard.environ import child_environ, declared_names
+
+    declared = declared_names(AppEnv(app, apps_dir=options.get("apps_dir")).settings_path)
+    env = child_environ(os.environ, declared)
     env.pop(OWNER_ENV, None)
     env.update({k: str(v) for k, v in (options.get("step_env") or {}).items()})
     return env

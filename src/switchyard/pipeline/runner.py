@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from switchyard.environ import child_environ
 from switchyard.pipeline.breaker import Breakers
 from switchyard.pipeline.model import Pipeline, Step
 from switchyard.runs.retry import backoff
@@ -67,7 +68,7 @@ def run_step(spec: dict[str, Any]) -> dict[str, Any]:
     script = folder / "step.py"
     script.write_text(spec["code"], encoding="utf-8")
     dep_dirs = [str(step_dir(run_dir, d)) for d in spec.get("deps", [])]
-    env = dict(spec.get("env") or os.environ)
+    env = dict(spec.get("env") or child_environ(os.environ))
     env.update(SWITCHYARD_STEP_DIR=str(folder), SWITCHYARD_DEP_DIRS=os.pathsep.join(dep_dirs),
                SWITCHYARD_RUN_DIR=str(run_dir), PYTHONUNBUFFERED="1")
     for d in spec.get("deps", []):

@@ -164,7 +164,7 @@ class AppPartitions:
         address = job.scheduler
         if job.cluster == "local":
             from switchyard.cluster.local import LocalCluster
-
+            from switchyard.environ import child_environ, declared_names
             from switchyard.settings import split_address
 
             self.log.write(f"driver: starting a local Dask cluster: {sum(job.workers.values())} workers")
@@ -172,7 +172,9 @@ class AppPartitions:
             # run started meanwhile must not take it for a shared scheduler (it ends with this run).
             private = f"{split_address(job.scheduler)[0]}:0" if job.scheduler else None
             self.cluster = LocalCluster(python=Path(sys.executable), workers=job.workers,
-                                        scheduler_address=private, env=dict(os.environ),
+                                        scheduler_address=private,
+                                        env=child_environ(os.environ, declared_names(
+                                            Path(job.spec.app_dir) / "app_settings.toml")),
                                         on_line=self.driver.cluster_line, preload=(job.spec.app,))
             address = self.cluster.start()
             launcher.record_cluster(self.run_dir, self.cluster.pids, address)
