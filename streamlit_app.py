@@ -3,6 +3,7 @@ when schedules exist; nothing else."""
 
 import streamlit as st
 
+from switchyard.ui.errors import guarded
 from switchyard.ui.schedules import keep_scheduler_running
 
 st.set_page_config(page_title="Switchyard", page_icon=":material/train:", layout="wide")
@@ -14,4 +15,5 @@ pages = [
     st.Page("pages/analysis.py", title="Analysis", icon=":material/insights:"),
     st.Page("pages/orchestrations.py", title="Orchestrations", icon=":material/list_alt:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+guarded(page.run, f"the {page.title} page")  # an unexpected exception: a classified box, not a traceback

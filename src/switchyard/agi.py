@@ -68,6 +68,27 @@ class AGI:
                                        request, **args)
 
     @staticmethod
+    async def load_data(app_env: AppEnv, rows: int = 20, run: str | None = None):
+        """What LOAD DATA shows: an :class:`~switchyard.export.Preview` (first ``rows`` rows, row
+        count, dtypes) of the output of run ``run`` or of the app's latest completed run."""
+        from switchyard.export import preview
+
+        return await asyncio.to_thread(preview, app_env, rows, None, None, run)
+
+    @staticmethod
+    async def export(app_env: AppEnv, columns: list[str] | None = None, run: str | None = None):
+        """What EXPORT does: write ``columns`` (None: all) of the run's output to export.csv (with
+        its lineage sidecar); returns the path written."""
+        from switchyard.export import output_of, read_output, write_export
+
+        def go():
+            oid, source = output_of(app_env, run)
+            chosen = list(columns) if columns is not None else [str(c) for c in read_output(source, rows=0).columns]
+            return write_export(app_env, chosen, source=source, run_id=oid)
+
+        return await asyncio.to_thread(go)
+
+    @staticmethod
     async def serve(app_env: AppEnv, action: str = "status", **kwargs: Any) -> dict:
         """Service mode: ``start``, ``status``, ``health``, ``stop`` or ``submit`` jobs to long-lived loops.
 

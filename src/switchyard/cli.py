@@ -115,7 +115,7 @@ COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switc
                                     "switchyard.commands.metrics", "switchyard.commands.pipeline",
                                     "switchyard.commands.serve", "switchyard.commands.schedule",
                                     "switchyard.commands.alerts", "switchyard.commands.backfill",
-                                    "switchyard.commands.agent")
+                                    "switchyard.commands.agent", "switchyard.commands.data")
 
 
 def _command_modules():

@@ -8,7 +8,9 @@ The export goes to ``<workspace>/export/<app>/export.csv`` (or
 
 from __future__ import annotations
 
+import ast
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,34 @@ def latest_output(app_env: AppEnv, store=None) -> tuple[str, Path]:
                                   f"'{app_env.app}' again (RUN)")
             return o.id, path
     raise ExportError(f"app '{app_env.app}' has no completed run with an output yet: RUN it first")
+
+
+def output_of(app_env: AppEnv, run_id: str | None = None, store=None) -> tuple[str, Path]:
+    """(orchestration id, output path) of run ``run_id`` of the app, or of its latest completed run.
+
+    Raises:
+        ExportError: the run is unknown, of another app, not completed, or its output is gone.
+    """
+    if run_id is None:
+        return latest_output(app_env, store)
+    from switchyard.exceptions import NotFound
+    from switchyard.runs.store import RunStore
+
+    store = store or RunStore(app_env.home / "switchyard.db")
+    try:
+        o = store.get(run_id)
+    except NotFound as e:
+        raise ExportError(f"run '{run_id}' is not in the run store {app_env.home / 'switchyard.db'}: "
+                          f"list the runs with `switchyard orch list --app {app_env.app}`") from e
+    if o.app != app_env.app or o.kind != "app":
+        raise ExportError(f"run '{run_id}' is a run of {o.kind} '{o.app}', not of app '{app_env.app}': "
+                          "give a run of this app")
+    if not o.output:
+        raise ExportError(f"run '{run_id}' has no output (it is {o.status}): give a completed run")
+    path = Path(o.output)
+    if not path.exists():
+        raise ExportError(f"the output of run {o.id} ({path}) is gone: run app '{app_env.app}' again (RUN)")
+    return o.id, path
 
 
 def _kind(path: Path) -> str:
@@ -115,11 +145,13 @@ def count_rows(path: Path | str) -> int:
     return len(read_output(path))
 
 
-def preview(app_env: AppEnv, rows: int = 20, path: Path | str | None = None, store=None) -> Preview:
-    """The first ``rows`` rows of the latest run output (or of ``path``), its row count and dtypes."""
+def preview(app_env: AppEnv, rows: int = 20, path: Path | str | None = None, store=None,
+            run_id: str | None = None) -> Preview:
+    """The first ``rows`` rows of the latest run output (or of run ``run_id``, or of ``path``), its
+    row count and dtypes: what LOAD DATA, ``AGI.load_data`` and ``switchyard output`` show."""
     oid = None
     if path is None:
-        oid, path = latest_output(app_env, store)
+        oid, path = output_of(app_env, run_id, store)
     path = Path(path)
     head = read_output(path, rows=rows)
     try:
@@ -150,8 +182,10 @@ def check_columns(columns: list[str], available: list[str]) -> list[str]:
 
 
 def write_export(app_env: AppEnv, columns: list[str], source: Path | str | None = None,
-                 store=None) -> Path:
-    """Write the chosen columns of the latest run output (or of ``source``) to ``export.csv``.
+                 store=None, run_id: str | None = None) -> Path:
+    """Write the chosen columns of the latest run output (or of run ``run_id``, or of ``source``)
+    to ``export.csv``, with its lineage sidecar: the Export button, ``AGI.export`` and
+    ``switchyard export`` all call this.
 
     Returns:
         The path written.
@@ -159,9 +193,9 @@ def write_export(app_env: AppEnv, columns: list[str], source: Path | str | None 
     Raises:
         ExportError: no output, an unreadable output, or a column not in the output.
     """
-    oid = None
+    oid = run_id
     if source is None:
-        oid, source = latest_output(app_env, store)
+        oid, source = output_of(app_env, run_id, store)
     available = [str(c) for c in read_output(source, rows=0).columns]
     chosen = check_columns(list(columns), available)
     frame = read_output(source, columns=chosen)
@@ -175,3 +209,40 @@ def write_export(app_env: AppEnv, columns: list[str], source: Path | str | None 
     except Exception:
         pass
     return path
+
+
+def preview_dict(p: Preview, rows: int | None = None) -> dict:
+    """The JSON form of a preview: ``path``, ``run``, ``rows``, ``columns``, ``dtypes``, ``head`` (records)."""
+    head = p.head if rows is None else p.head.head(rows)
+    return {"path": str(p.path), "run": p.orchestration_id, "rows": p.rows, "columns": list(p.columns),
+            "dtypes": dict(p.dtypes), "head": json.loads(head.to_json(orient="records", date_format="iso"))}
+
+
+def _snippet(app_env: AppEnv, call: str, result: str) -> str:
+    from switchyard.snippets import literal
+
+    env = [literal(app_env.app, "app"), f"apps_dir={literal(str(app_env.apps_path), 'apps_dir')}"]
+    if app_env.workspace:
+        env.append(f"workspace={literal(str(app_env.home), 'workspace')}")
+    text = ("import asyncio\n\nfrom switchyard import AGI, AppEnv\n\n"
+            f"app_env = AppEnv({', '.join(env)})\n{result} = asyncio.run(AGI.{call})\nprint({result})\n")
+    ast.parse(text)
+    return text
+
+
+def load_data_snippet(app_env: AppEnv, run_id: str | None = None, rows: int = 20) -> str:
+    """The Python of LOAD DATA (``switchyard output``)."""
+    from switchyard.snippets import literal
+
+    run = f", run={literal(run_id, 'run')}" if run_id else ""
+    return f"# Switchyard: load the output of app {app_env.app!r}\n" + _snippet(
+        app_env, f"load_data(app_env, rows={literal(int(rows), 'rows')}{run})", "preview")
+
+
+def export_snippet(app_env: AppEnv, columns: list[str], run_id: str | None = None) -> str:
+    """The Python of EXPORT (``switchyard export``)."""
+    from switchyard.snippets import literal
+
+    run = f", run={literal(run_id, 'run')}" if run_id else ""
+    return f"# Switchyard: export columns of app {app_env.app!r} to export.csv\n" + _snippet(
+        app_env, f"export(app_env, columns={literal(list(columns), 'columns')}{run})", "path")

@@ -20,7 +20,12 @@ def live(body: Callable[[], None], *, active: bool, every: float = POLL_SECONDS)
     When ``body`` sees that the work it follows has finished it calls ``st.rerun()`` so the
     whole page catches up (e.g. enabling the next section); the next full run is not active.
     """
-    st.fragment(run_every=every if active else None)(body)()
+    from switchyard.ui.errors import guarded
+
+    def guarded_body() -> None:  # a fragment's rerun does not pass through the page's guard
+        guarded(body, "the live panel")
+
+    st.fragment(run_every=every if active else None)(guarded_body)()
 
 
 def log_lines(path: Path | str | None, n: int = MAX_LINES) -> list[str]:
