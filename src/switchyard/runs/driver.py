@@ -4,7 +4,9 @@ Started by the queue (:mod:`switchyard.runs.launcher`), as a fork of the app
 environment's run agent or as ``python -m switchyard.runs.driver ORCHESTRATION_ID``
 (``switchyard.pipeline.driver`` for pipeline runs: the same :class:`Driver` with
 the pipeline's batch source). The driver takes the orchestration's lease,
-heartbeats into the store (and reads the status the operator asked for:
+heartbeats into the store from a thread of its own, over a connection of its own
+(so a batch source's slow store write, or a lock another process holds, never
+delays the renewal past the lease; it also reads the status the operator asked for:
 pausing, cancelling), lets its *batch source* execute the batches
 (:class:`~switchyard.runs.partitions.AppPartitions`, or the pipeline's steps),
 records the end, and pumps the queue. A driver that lost its lease (the sweep
@@ -25,8 +27,8 @@ from typing import Any, Protocol
 from switchyard.exceptions import InvalidTransition, LeaseHeld
 from switchyard.logs import EngineSplit, LineSink
 from switchyard.runs import launcher
-from switchyard.runs.leases import (HEARTBEAT_INTERVAL, LEASE_TTL, OBSERVE_INTERVAL,  # noqa: F401 (re-exported)
-                                    PAUSE_DRAIN_TIMEOUT, STATUS_POLL, DriverLost)
+from switchyard.runs.leases import (BEAT_BUSY_TIMEOUT, HEARTBEAT_INTERVAL, LEASE_TTL,  # noqa: F401 (re-exported)
+                                    OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL, DriverLost)
 from switchyard.runs.partitions import AppPartitions, Job, checkpoint_path, write_checkpoint  # noqa: F401
 from switchyard.runs.retry import backoff  # noqa: F401 (re-exported)
 from switchyard.runs.state import Status
@@ -77,6 +79,9 @@ class Driver:
             self.log.close()
             self.engine_log.close()
             return self.store.status(self.oid)
+        # Its own store: the source's writes hold the main store's lock while they wait for
+        # SQLite's, and the renewal must not queue behind them.
+        self._beat_store = RunStore(self.store.path, busy_timeout=BEAT_BUSY_TIMEOUT)
         beat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         try:
             try:
@@ -98,6 +103,9 @@ class Driver:
             return self.store.status(self.oid)
         finally:
             self._stop.set()
+            if beat.is_alive():
+                beat.join(BEAT_BUSY_TIMEOUT + 1)
+            self._beat_store.close()
             try:
                 self.source.close()
             except Exception as e:
@@ -134,14 +142,15 @@ class Driver:
 
     # heartbeat and signals ----------------------------------------------------
     def _beat(self) -> None:
+        store = self._beat_store
         last = time.monotonic()
         while not self._stop.wait(STATUS_POLL):
             try:
                 if time.monotonic() - last >= HEARTBEAT_INTERVAL:
-                    self.requested = self.store.heartbeat(self.oid, self.owner, LEASE_TTL)
+                    self.requested = store.heartbeat(self.oid, self.owner, LEASE_TTL)
                     last = time.monotonic()
                 else:
-                    self.requested = self.store.status(self.oid)
+                    self.requested = store.status(self.oid)
             except LeaseHeld as e:
                 self.lost = str(e)
             except Exception as e:  # the store is busy or gone: the lease expires if it lasts

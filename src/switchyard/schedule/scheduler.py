@@ -2,7 +2,8 @@
 
 :meth:`Scheduler.tick` takes the time as a parameter and does one pass; the process
 (:func:`serve`, ``switchyard scheduler``) calls it every second under a lease, so one
-scheduler runs per store. A fire is handled at most once: the schedule's ``checked_at``
+scheduler runs per store. The lease is renewed by a thread of its own over a connection of
+its own, so a tick whose launch is slow (an environment to install) never lets it lapse. A fire is handled at most once: the schedule's ``checked_at``
 moves past a due time before its run is launched, so a scheduler killed mid-launch loses
 that fire (its trigger record says so if the launch raised) rather than launching it twice.
 """
@@ -190,8 +191,37 @@ def _clock(t: float) -> str:
 
 # -- the scheduler process --------------------------------------------------------------------
 
+class _Renewal(threading.Thread):
+    """Renews the scheduler lease every ``ttl / 5`` s, whatever the tick is doing; sets
+    ``stop`` and says who took it when the lease is lost."""
+
+    def __init__(self, path: Path, owner: str, ttl: float, stop: threading.Event):
+        super().__init__(name="scheduler-lease", daemon=True)
+        self.path, self.owner, self.ttl, self.stop = path, owner, ttl, stop
+        self.done = threading.Event()
+        self.lost: dict | None = None
+
+    def run(self) -> None:
+        store = RunStore(self.path)
+        book = Book(store)
+        try:
+            while not self.done.wait(self.ttl / 5):
+                try:
+                    holder = book.take_lease(self.owner, self.ttl)
+                except SwitchyardError as e:  # a write lock held elsewhere: the next turn retries
+                    log.warning("scheduler lease not renewed: %s", e)
+                    continue
+                if holder:
+                    self.lost = holder
+                    log.error("scheduler lease taken by pid %s: stopping", holder["pid"])
+                    self.stop.set()
+                    return
+        finally:
+            store.close()
+
+
 def serve(store: RunStore, *, tick: float = 1.0, stop: threading.Event | None = None,
-          scheduler: Scheduler | None = None, alerts: bool = True) -> None:
+          scheduler: Scheduler | None = None, alerts: bool = True, lease_ttl: float = LEASE_TTL) -> None:
     """Run the scheduler until ``stop`` is set, SIGTERM/SIGINT arrives or the store file goes away.
 
     Raises:
@@ -200,7 +230,7 @@ def serve(store: RunStore, *, tick: float = 1.0, stop: threading.Event | None = 
     stop = stop or threading.Event()
     sched = scheduler or Scheduler(store)
     owner = f"scheduler@{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-    holder = sched.book.take_lease(owner, LEASE_TTL)
+    holder = sched.book.take_lease(owner, lease_ttl)
     if holder:
         raise ScheduleError(
             f"a scheduler already runs for {store.path} (pid {holder['pid']} on {holder['host']}, "
@@ -209,6 +239,8 @@ def serve(store: RunStore, *, tick: float = 1.0, stop: threading.Event | None = 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     log.info("scheduler %s started on %s (%d schedules)", owner, store.path, sched.book.count())
+    renewal = _Renewal(store.path, owner, lease_ttl, stop)
+    renewal.start()
     last_alerts = 0.0
     try:
         while not stop.is_set():
@@ -216,10 +248,6 @@ def serve(store: RunStore, *, tick: float = 1.0, stop: threading.Event | None = 
                 log.warning("the run store %s is gone: stopping", store.path)
                 break
             now = time.time()
-            holder = sched.book.take_lease(owner, LEASE_TTL, now=now)
-            if holder:
-                log.error("scheduler lease taken by pid %s: stopping", holder["pid"])
-                break
             _sweep(store)
             sched.tick(now)
             if alerts and now - last_alerts >= ALERT_EVERY:
@@ -227,6 +255,8 @@ def serve(store: RunStore, *, tick: float = 1.0, stop: threading.Event | None = 
                 _check_alerts(store, now)
             stop.wait(max(0.05, tick - (time.time() - now)))
     finally:
+        renewal.done.set()
+        renewal.join(lease_ttl)
         try:
             sched.book.release_lease(owner)
         except SwitchyardError:
