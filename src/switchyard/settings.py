@@ -25,6 +25,7 @@ MODE_KEYS = ("pool", "cython", "dask", "rapids")
 HEALTH_DEFAULTS = {"allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25}
 DEFAULT_SCHEDULER = "127.0.0.1:8786"
 SSH_KEYS = ("user", "port", "key_path", "known_hosts")
+TLS_KEYS = ("ca_file", "cert_file", "key_file", "allow_plaintext")
 HOST_KEYS = ("port", "user", "root", "python")
 _SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
 
@@ -37,6 +38,24 @@ class SSHSettings:
     port: int = 22
     key_path: str | None = None  # None: ~/.ssh/id_* and the ssh-agent
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
+
+
+@dataclass
+class TLSSettings:
+    """``[cluster.tls]``: how an external scheduler (one Switchyard did not start) is reached.
+
+    Clusters Switchyard starts always use the workspace's own certificates; these apply to a
+    scheduler given by address only. Plain ``tcp://`` to it needs ``allow_plaintext = true``.
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    allow_plaintext: bool = False
+
+    @property
+    def has_files(self) -> bool:
+        return bool(self.ca_file and self.cert_file and self.key_file)
 
 
 @dataclass
@@ -61,6 +80,7 @@ class ClusterSettings:
     service_health: dict[str, Any] = field(default_factory=lambda: dict(HEALTH_DEFAULTS))
     ssh: SSHSettings = field(default_factory=SSHSettings)
     hosts: dict[str, HostSettings] = field(default_factory=dict)
+    tls: TLSSettings = field(default_factory=TLSSettings)
 
     @property
     def mode(self) -> Mode:
@@ -137,19 +157,22 @@ def format_workers(workers: dict[str, int]) -> str:
     return ",".join(f"[{h}]:{n}" if ":" in h else f"{h}:{n}" for h, n in workers.items())
 
 
+SCHEMES = ("tcp://", "tls://")
+
+
 def check_scheduler(address: Any, where: str = "scheduler") -> str:
-    """Accept ``host:port``, ``tcp://host:port`` and ``tcp://[v6]:port``; return it stripped."""
+    """Accept ``host:port``, ``tcp://host:port``, ``tls://host:port`` (IPv6 in brackets); return it stripped."""
     text = str(address).strip() if isinstance(address, str) else ""
-    bare = text[len("tcp://"):] if text.startswith("tcp://") else text
+    bare = next((text[len(s):] for s in SCHEMES if text.startswith(s)), text)
     m = re.match(r"^\[(?P<v6>[^\]]+)\]:(?P<p>\d+)$", bare) or re.match(r"^(?P<h>[^:\[\]/]+):(?P<p>\d+)$", bare)
     if not m or not (0 <= int(m.group("p")) <= 65535) or not is_valid_host(m.groupdict().get("v6") or m.group("h")):
         raise SettingsError(None, where, f"{address!r} is not a scheduler address",
-                            "write host:port, e.g. 127.0.0.1:8786 or tcp://10.0.0.5:8786")
+                            "write host:port, e.g. 127.0.0.1:8786, tcp://10.0.0.5:8786 or tls://10.0.0.5:8786")
     return text
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` (optionally ``tcp://``, IPv6 in brackets) -> (host, port); port 0 if absent.
+    """``"host:port"`` (optionally ``tcp://`` or ``tls://``, IPv6 in brackets) -> (host, port); port 0 if absent.
 
     The one address parser, also :func:`switchyard.cluster.addresses.split_address`: it lives
     here because the cluster package depends on settings, never the reverse.
@@ -227,6 +250,8 @@ def check_cluster(raw: dict[str, Any], path: Path | None) -> ClusterSettings:
         c.ssh = check_ssh(raw["ssh"], path)
     if "hosts" in raw:
         c.hosts = check_hosts(raw["hosts"], path)
+    if "tls" in raw:
+        c.tls = check_tls(raw["tls"], path)
     return c
 
 
@@ -272,6 +297,26 @@ def check_ssh(raw: Any, path: Path | None = None) -> SSHSettings:
         ssh.known_hosts = _text_in(raw["known_hosts"], path, "cluster.ssh.known_hosts",
                                    'known_hosts = "~/.ssh/known_hosts"')
     return ssh
+
+
+def check_tls(raw: Any, path: Path | None = None) -> TLSSettings:
+    """Validate ``[cluster.tls]`` (ca_file, cert_file, key_file: all three or none; allow_plaintext)."""
+    raw = _table_of(raw, path, "cluster.tls", TLS_KEYS)
+    tls = TLSSettings()
+    for key in ("ca_file", "cert_file", "key_file"):
+        if key in raw:
+            setattr(tls, key, _text_in(raw[key], path, f"cluster.tls.{key}", f'{key} = "/etc/dask/{key[:-5]}.pem"'))
+    given = [k for k in ("ca_file", "cert_file", "key_file") if getattr(tls, k)]
+    if given and len(given) < 3:
+        missing = [k for k in ("ca_file", "cert_file", "key_file") if k not in given][0]
+        raise SettingsError(path, f"cluster.tls.{missing}", "is missing",
+                            "give ca_file, cert_file and key_file together (mutual TLS needs all three)")
+    if "allow_plaintext" in raw:
+        if not isinstance(raw["allow_plaintext"], bool):
+            raise SettingsError(path, "cluster.tls.allow_plaintext", f"{raw['allow_plaintext']!r} is not true/false",
+                                "write allow_plaintext = true or allow_plaintext = false")
+        tls.allow_plaintext = raw["allow_plaintext"]
+    return tls
 
 
 def check_hosts(raw: Any, path: Path | None = None) -> dict[str, HostSettings]:
@@ -343,7 +388,7 @@ def update_args(path: Path | str, args: dict[str, Any]) -> AppSettings:
 
 def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
     """Change ``[cluster]`` keys (pool, cython, dask, rapids, scheduler, pool_size, workers,
-    service_health, ssh, hosts); ``ssh`` and ``hosts`` replace their whole table.
+    service_health, ssh, hosts, tls); ``ssh``, ``hosts`` and ``tls`` replace their whole table.
 
     Validates the new values first; the file is untouched when any is invalid.
     """
@@ -357,11 +402,11 @@ def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
             for host, count in value.items():
                 workers[host] = count
             cluster["workers"] = workers
-        elif key == "ssh":
-            ssh = tomlkit.table()
+        elif key in ("ssh", "tls"):
+            table = tomlkit.table()
             for k, v in value.items():
-                ssh[k] = v
-            cluster["ssh"] = ssh
+                table[k] = v
+            cluster[key] = table
         elif key == "hosts":
             hosts = tomlkit.table(is_super_table=True)
             for host, values in value.items():

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import Client
 
+from switchyard.cluster.connect import connect
 from switchyard.cluster.env import env_python, worker_environ
 from switchyard.cluster.local import LocalCluster
 from switchyard.exceptions import ClusterError
+
+from .tls_checks import assert_only_mutual_tls
 
 
 def group_members(pgids: list[int]) -> list[int]:
@@ -39,8 +41,9 @@ def is_alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
-def test_two_workers_run_in_the_env_and_close_leaves_nothing(provisioned_env):
+def test_two_workers_run_in_the_env_and_close_leaves_nothing(provisioned_env, tmp_path, monkeypatch):
     app_env = provisioned_env.app_env
+    monkeypatch.setenv("SWITCHYARD_HOME", str(app_env.home))  # the workspace whose certificates clients use
 
     def where_am_i():  # local, so cloudpickle ships it by value (workers cannot import this module)
         import sys
@@ -54,14 +57,19 @@ def test_two_workers_run_in_the_env_and_close_leaves_nothing(provisioned_env):
     lines: list[str] = []
     started = time.monotonic()
     cluster = LocalCluster(env_python(app_env), {"127.0.0.1": 2}, env=worker_environ(app_env, False),
-                           on_line=lines.append)
+                           on_line=lines.append, home=app_env.home)
     with cluster:
         cold_start = time.monotonic() - started
         assert cluster.worker_names == ["127.0.0.1-0", "127.0.0.1-1"]
         assert set(cluster.pids) == {"scheduler", "127.0.0.1-0", "127.0.0.1-1"}
-        with Client(cluster.address) as client:
+        with connect(cluster.address) as client:
             answers = [client.submit(where_am_i, workers=[name], allow_other_workers=False,
                                      pure=False).result(timeout=30) for name in cluster.worker_names]
+        # A run's own cluster: mutual TLS on the scheduler, both workers and both nannies.
+        checked = assert_only_mutual_tls(cluster.address, app_env.home, tmp_path / "stranger")
+        assert len(checked) == 5
+        with pytest.raises(ClusterError, match="requires TLS"):
+            connect(cluster.address.replace("tls://", "tcp://"))
         pids = list(cluster.pids.values())
         members = group_members(pids)
         assert len(members) >= 5  # scheduler + 2 nannies + their 2 worker processes
@@ -87,7 +95,7 @@ def test_busy_requested_port_falls_back_to_a_free_one(provisioned_env):
         port = busy.getsockname()[1]
         with LocalCluster(env_python(app_env), {}, scheduler_address=f"127.0.0.1:{port}",
                           env=worker_environ(app_env, False), on_line=lines.append) as cluster:
-            assert cluster.address.startswith("tcp://127.0.0.1:")
+            assert cluster.address.startswith("tls://127.0.0.1:")
             assert not cluster.address.endswith(f":{port}")
     assert any(f"port {port}" in s and "busy" in s for s in lines)
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from switchyard.settings import update_cluster
 
 from .conftest import cli, cli_json, copy_apps
 from .sshd import SSHServer, running, ssh_settings_toml
+from .tls_checks import assert_only_mutual_tls
 
 pytestmark = pytest.mark.ssh
 
@@ -136,7 +138,8 @@ def test_a_failing_host_does_not_hide_the_others(hosts):
     assert seconds < 60
 
 
-def test_cluster_up_runs_flight_like_local_and_down_leaves_no_process(hosts):
+def test_cluster_up_runs_flight_like_local_and_down_leaves_no_process(hosts, tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_HOME", str(hosts.home))  # this process's clients use its certificates
     up = cli("cluster", "up", "flight", "--json", home=hosts.home, apps=hosts.apps, timeout=300)
     assert up.returncode == 0, up.stderr[-3000:]
     st = json.loads(up.stdout)
@@ -146,6 +149,15 @@ def test_cluster_up_runs_flight_like_local_and_down_leaves_no_process(hosts):
     record = json.loads((hosts.home / "clusters" / "flight.json").read_text())
     pids = [record["scheduler"]["pid"]] + [w["pid"] for w in record["workers"]]
     assert len(running(pids)) >= 3
+    # Mutual TLS on every listener over the hosts; the certificates reached them over SSH, key 0600.
+    assert st["protocol"] == "tls" and st["address"].startswith("tls://")
+    assert len(assert_only_mutual_tls(st["address"], hosts.home, tmp_path / "stranger")) == 5
+    for host in (A, B):
+        shipped = hosts.roots[host] / "clusters" / "flight" / record["id"] / "tls"
+        assert stat.S_IMODE(shipped.stat().st_mode) == 0o700
+        assert stat.S_IMODE((shipped / "cluster.key").stat().st_mode) == 0o600
+        assert (shipped / "ca.pem").read_bytes() == (hosts.home / "tls" / "ca.pem").read_bytes()
+        assert not (shipped / "ca.key").exists()  # the CA's key never leaves the workspace
 
     run = cli("run", "flight", "--mode", "4", "--json", *SMALL, home=hosts.home, apps=hosts.apps, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -212,7 +224,7 @@ def test_a_run_without_a_cluster_cold_starts_one_on_the_hosts(hosts):
     record = warm.read_record(hosts.app_env)
     assert record is not None and record.idle_timeout == 600
     assert record.scheduler.host == A and not record.scheduler.local
-    assert record.address.startswith(f"tcp://{A}:")
+    assert record.address.startswith(f"tls://{A}:")
     pids = [record.scheduler.pid] + [w.pid for w in record.workers]
     assert len(running(pids)) >= 3
     warm.down_sync(hosts.app_env)

@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Callable
 
+from switchyard.cluster import tls
 from switchyard.cluster.addresses import answers, port_is_free, split_address
 from switchyard.cluster.hosts import Hosts
 from switchyard.cluster.procs import Process, close_all, start_all, states_of
@@ -62,12 +63,13 @@ class Deployment:
             None starts them detached, with a log file each.
         scheduler, workers, address: What a record says runs already (a warm cluster).
         scheduler_timeout: Seconds a new scheduler has to listen (at least 30).
+        home: The workspace whose certificates this process's clients of the cluster present.
     """
 
     def __init__(self, spec: ClusterSpec, hosts: Hosts, say: Line, *, capture: Line | None = None,
                  scheduler: Process | None = None, workers: list[Process] | None = None,
                  address: str | None = None, dashboard: str | None = None,
-                 scheduler_timeout: float = SCHEDULER_TIMEOUT):
+                 scheduler_timeout: float = SCHEDULER_TIMEOUT, home=None):
         self.spec = spec
         self.hosts = hosts
         self.say = say
@@ -77,6 +79,9 @@ class Deployment:
         self.address = address
         self.dashboard = dashboard
         self.scheduler_timeout = max(SCHEDULER_TIMEOUT, scheduler_timeout)
+        self.home = home
+        if address:
+            tls.remember_home(address, home)
         self.begun: list[Process] = []  # started by this call, not yet joined
 
     @property
@@ -123,12 +128,12 @@ class Deployment:
         new = [p for p in self.begun if p.name != SCHEDULER]
         if not new:
             return {}
-        from distributed import Client
+        from switchyard.cluster.connect import connect
 
         started = time.monotonic()
         deadline = started + timeout
         try:
-            client = await asyncio.to_thread(Client, self.address, timeout=max(timeout, 10), set_as_default=False)
+            client = await asyncio.to_thread(connect, self.address, timeout=max(timeout, 10))
         except (OSError, TimeoutError) as e:
             raise ClusterError(f"cannot connect to the scheduler at {self.address}: {e}: "
                                "see the scheduler's log") from e
@@ -227,6 +232,7 @@ class Deployment:
                                    f"{where.python} has distributed{where_log}")
             raise ClusterError(f"the scheduler on {name} did not start within {limit:.0f} s: {lines}{where_log}")
         self.address = info["address"]
+        tls.remember_home(self.address, self.home)
         dash = (info.get("services") or {}).get("dashboard")
         self.dashboard = f"http://{where.bind}:{dash}/status" if dash else None
         self.say(f"scheduler at {self.address} on {name} in {time.monotonic() - started:.1f} s (pid {proc.pid})")

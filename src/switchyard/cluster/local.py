@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from switchyard import workspace
+from switchyard.cluster import tls
 from switchyard.cluster.addresses import (LOCAL_HOSTS, is_local_host, loopback_of, port_is_free, slot_names,
                                           split_address)
 from switchyard.cluster.deployment import Deployment
@@ -66,9 +68,11 @@ class LocalCluster:
         join_timeout: Seconds to wait for all workers to join the scheduler.
         preload: Modules each worker imports while it starts (e.g. the app), so the import
             is paid before the first task instead of inside it.
+        home: The workspace whose certificates the processes present (default: the
+            current workspace); every connection is mutual TLS.
 
     Attributes:
-        address: The scheduler's address (``tcp://127.0.0.1:<port>``) once started.
+        address: The scheduler's address (``tls://127.0.0.1:<port>``) once started.
         addresses: Name -> address, for ``scheduler`` and each worker, once started.
         dashboard_address: The dashboard URL when bokeh is installed in ``python``.
 
@@ -86,8 +90,10 @@ class LocalCluster:
         on_line: Callable[[str], None] | None = None,
         join_timeout: float = 60,
         preload: tuple[str, ...] = (),
+        home: Path | str | None = None,
     ):
         self.python = Path(python)
+        self.home = Path(home) if home is not None else workspace.home()
         self.preload = tuple(preload)
         self.workers = dict(workers)
         self.env = dict(env if env is not None else os.environ)
@@ -133,7 +139,7 @@ class LocalCluster:
     def spec(self, folder: str) -> ClusterSpec:
         """The :class:`ClusterSpec` of this cluster, its files in ``folder``."""
         where = HostSpec(python=str(self.python), folder=folder, bind=self.scheduler_host, env=self.env,
-                         inherit_env=False)
+                         inherit_env=False, tls=tls.workspace_certs(self.home))
         return ClusterSpec(scheduler=f"[{self.scheduler_host}]:{self.requested_port}"
                            if ":" in self.scheduler_host else f"{self.scheduler_host}:{self.requested_port}",
                            workers=self.workers, hosts={h: where for h in {*self.workers, self.scheduler_host}},
@@ -154,11 +160,14 @@ class LocalCluster:
         self._closed = False
         atexit.register(self.close)
         try:
+            tls.ensure(self.home)
             self._tmp = Path(tempfile.mkdtemp(prefix="switchyard-cluster-"))
             self._deployment = Deployment(self.spec(str(self._tmp)), Hosts(), self._say, capture=self.on_line
-                                          or (lambda line: None), scheduler_timeout=self.join_timeout)
+                                          or (lambda line: None), scheduler_timeout=self.join_timeout,
+                                          home=self.home)
             run_sync(self._deployment.launch())
             self.address = self._deployment.address
+            tls.remember_local(self.address, self.home)  # type: ignore[arg-type]
             self.dashboard_address = self._deployment.dashboard
             self.addresses["scheduler"] = self.address  # type: ignore[assignment]
             self._wait_for_workers()
@@ -187,6 +196,8 @@ class LocalCluster:
         if self._deployment is not None:
             run_sync(self._deployment.close(timeout))
             self._deployment = None
+        if self.address:
+            tls.forget_local(self.address)
         self.address = None
         self.addresses = {}
         if self._tmp is not None:

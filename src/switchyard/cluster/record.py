@@ -18,6 +18,7 @@ from typing import Iterator
 
 from switchyard import workspace
 from switchyard.app import AppEnv
+from switchyard.cluster import tls
 from switchyard.cluster.spec import Recorded
 
 RECORD_SCHEMA = 1
@@ -70,7 +71,9 @@ def read_record(app_env: AppEnv) -> ClusterRecord | None:
     """The app's warm-cluster record, or None (none, or unreadable: then it is set aside)."""
     path = record_path(app_env)
     try:
-        return ClusterRecord.from_dict(json.loads(path.read_text()))
+        record = ClusterRecord.from_dict(json.loads(path.read_text()))
+        tls.remember_home(record.address, app_env.home)  # its clients here use this workspace's certificates
+        return record
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping, Protocol
 
 from switchyard.cluster.addresses import slots, split_address
+from switchyard.cluster.tls import Certs
 
 SCHEDULER = "scheduler"
 
@@ -34,6 +35,7 @@ class HostSpec:
         unset: Variables removed from the inherited environment.
         inherit_env: Whether processes inherit the environment of whoever launches them.
         remote: Reached over SSH (else: this machine).
+        tls: The certificate files there (mutual TLS on every connection); None: plain tcp.
     """
 
     python: str
@@ -43,6 +45,7 @@ class HostSpec:
     unset: tuple[str, ...] = ()
     inherit_env: bool = True
     remote: bool = False
+    tls: Certs | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def scheduler_argv(spec: ClusterSpec, port: int, dashboard: bool) -> list[str]:
     host = spec.hosts[spec.scheduler_host]
     argv = [host.python, "-m", "distributed.cli.dask_scheduler", "--host", host.bind, "--port", str(port),
             "--scheduler-file", f"{host.folder}/scheduler.json"]
+    argv += host.tls.argv() if host.tls else []
+    # The dashboard (plain HTTP, no code execution) listens on the scheduler's bind address only.
     argv += ["--dashboard-address", f"{host.bind}:0"] if dashboard else ["--no-dashboard"]
     if spec.idle_timeout:
         argv += ["--idle-timeout", f"{spec.idle_timeout:g}s"]
@@ -103,6 +108,7 @@ def worker_argv(spec: ClusterSpec, host: str, name: str, address: str) -> list[s
     return [where.python, "-m", "distributed.cli.dask_worker", address, "--name", name,
             "--nthreads", str(spec.nthreads), "--nworkers", "1", "--host", where.bind, "--no-dashboard",
             "--local-directory", f"{where.folder}/{name}", "--death-timeout", f"{spec.death_timeout:g}",
+            *(where.tls.argv() if where.tls else []),
             *[arg for module in spec.preload for arg in ("--preload", module)]]
 
 

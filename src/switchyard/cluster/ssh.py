@@ -189,6 +189,24 @@ class Remote:
             raise HostError(self.host, UNREACHABLE, f"uploading {Path(local).name} to {remote} failed: {e}",
                             "check the free space and permissions of the install folder") from e
 
+    async def write_private(self, files: dict[str, bytes], folder: str) -> None:
+        """Write ``name -> data`` into ``folder`` (made 0700) over SFTP, each file created 0600
+        under a temp name and renamed: key material never has a wider mode, never crosses argv."""
+        private = asyncssh.SFTPAttrs(permissions=0o600)
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                await sftp.makedirs(folder, attrs=asyncssh.SFTPAttrs(permissions=0o700), exist_ok=True)
+                await sftp.chmod(folder, 0o700)
+                for name, data in files.items():
+                    tmp = f"{folder}/.{name}.part-{os.getpid()}"
+                    async with sftp.open(tmp, "wb", attrs=private) as f:
+                        await f.write(data)
+                    await sftp.chmod(tmp, 0o600)  # exactly 0600, whatever the server's umask
+                    await sftp.posix_rename(tmp, f"{folder}/{name}")
+        except (asyncssh.Error, OSError) as e:
+            raise HostError(self.host, UNREACHABLE, f"writing the cluster certificates to {folder} failed: {e}",
+                            "check the free space and permissions of the install folder") from e
+
     async def close(self) -> None:
         self._conn.close()
         try:

@@ -22,10 +22,11 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from switchyard.app import AppEnv
-from switchyard.cluster import remote, ssh
+from switchyard.cluster import remote, ssh, tls
 from switchyard.cluster.addresses import answers, is_local_host, loopback_of, port_is_free, slots, split_address
 from switchyard.cluster.deployment import Deployment, names_of, scheduler_info
 from switchyard.cluster.hosts import Hosts
@@ -147,11 +148,28 @@ def _host_spec(app_env: AppEnv, host: str, here: bool, cid: str, cython: bool, i
         unset: list[str] = []
         bind = loopback_of(host) if is_local_host(host) else host
         return HostSpec(python=str(env_python(app_env)), folder=_layout(app_env, cid, None), bind=bind,
-                        env=env, inherit_env=False, unset=tuple(unset))
+                        env=env, inherit_env=False, unset=tuple(unset), tls=tls.workspace_certs(app_env.home))
     root = installed[host]["root"]
     python, env, unset = remote.remote_env(root, app_env.app, cython)
-    return HostSpec(python=python, folder=_layout(app_env, cid, root), bind=host, env=env, unset=tuple(unset),
-                    remote=True)
+    folder = _layout(app_env, cid, root)
+    return HostSpec(python=python, folder=folder, bind=host, env=env, unset=tuple(unset), remote=True,
+                    tls=tls.Certs(f"{folder}/tls/ca.pem", f"{folder}/tls/cluster.pem", f"{folder}/tls/cluster.key"))
+
+
+async def _ship_certs(app_env: AppEnv, spec: ClusterSpec, pool: Hosts, say: Line) -> None:
+    """Put the workspace's certificates on every remote host of ``spec`` (over SSH, key 0600)."""
+    mine = tls.workspace_certs(app_env.home)
+    files = {"ca.pem": Path(mine.ca_file).read_bytes(), "cluster.pem": Path(mine.cert_file).read_bytes(),
+             "cluster.key": Path(mine.key_file).read_bytes()}
+
+    async def ship(host: str, where: HostSpec) -> None:
+        found = await pool.get(host, where.python)
+        await found.remote.write_private(files, where.tls.ca_file.rsplit("/", 1)[0])
+
+    remote_hosts = {h: s for h, s in spec.hosts.items() if s.remote and s.tls}
+    if remote_hosts:
+        await asyncio.gather(*(ship(h, s) for h, s in remote_hosts.items()))
+        say(f"cluster certificates on {', '.join(remote_hosts)} (mutual TLS)")
 
 
 def cluster_spec(app_env: AppEnv, plan: _Plan, cid: str, installed: dict) -> ClusterSpec:
@@ -220,6 +238,9 @@ async def _reconcile(app_env: AppEnv, cluster: ClusterSettings, plan: _Plan, joi
         raise ClusterError(f"a Dask scheduler already answers at {plan.scheduler} and switchyard did not "
                            "start it: RUN uses it as is; to start a cluster here, stop it or change "
                            "[cluster].scheduler")
+    if alive and tls.protocol_of(record.address) != "tls":
+        raise ClusterError(f"the warm cluster of '{app_env.app}' at {record.address} was started before TLS and "
+                           f"runs in plaintext: restart it (switchyard cluster down {app_env.app}, then up)")
     if alive and record.cython != plan.cython:
         raise ClusterError(f"the warm cluster of '{app_env.app}' runs with cython={record.cython}: "
                            f"stop it (switchyard cluster down {app_env.app}) to start one with "
@@ -230,13 +251,15 @@ async def _reconcile(app_env: AppEnv, cluster: ClusterSettings, plan: _Plan, joi
     _check_reachable(sched_host, list(plan.workers))
     installed = await _ensure_installed(app_env, cluster, hosts, plan.cython, say)
     cid = record.id if alive else f"sy-{app_env.app}-{secrets.token_hex(6)}"
+    await asyncio.to_thread(tls.ensure, app_env.home)
     spec = cluster_spec(app_env, plan, cid, installed)
     pool = _hosts_of(cluster, record, sched_host if here else "")
     scheduler, workers = _adopted(record, pool, spec) if record is not None else (None, [])
     deployment = Deployment(spec, pool, say, scheduler=scheduler, workers=workers,
                             address=record.address if record else None,
-                            dashboard=record.dashboard if record else None)
+                            dashboard=record.dashboard if record else None, home=app_env.home)
     try:
+        await _ship_certs(app_env, spec, pool, say)
         await deployment.apply(join_timeout)
     finally:
         await pool.close()
@@ -282,6 +305,7 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
     """What runs: ``state`` up / degraded / down / existing, workers per host with memory and tasks."""
     address = record.address if record else scheduler
     out: dict = {"app": app_env.app, "state": "down", "address": address,
+                 "protocol": tls.protocol_of(address) if address else None, "certificate": None,
                  "dashboard": record.dashboard if record else None, "id": record.id if record else None,
                  "started_at": record.started_at if record else None, "hosts": {}, "workers": 0}
     if not address or not answers(address):
@@ -309,10 +333,25 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
     dash = (info.get("services") or {}).get("dashboard")
     if dash and not out["dashboard"]:
         out["dashboard"] = f"http://{split_address(address)[0]}:{dash}/status"
+    if out["protocol"] == "tls":
+        out["certificate"] = _certificate(app_env, record)
     missing = sum(len(h["missing"]) for h in hosts.values())
     out.update(state=("existing" if record is None else "degraded" if missing else "up"), hosts=hosts,
                workers=sum(len(h["workers"]) for h in hosts.values()))
     return out
+
+
+def _certificate(app_env: AppEnv, record: ClusterRecord | None) -> dict:
+    """The workspace certificate's expiry, and whether the cluster started before it was made
+    (then its processes still present the previous one until they restart)."""
+    cert = tls.info(app_env.home)
+    stale = False
+    if record is not None and cert.get("not_before"):
+        import datetime as dt
+
+        made = dt.datetime.fromisoformat(cert["not_before"]).timestamp() + 300  # backdated 5 min
+        stale = record.started_at < made
+    return {**cert, "restart_needed": stale}
 
 
 def status(app_env: AppEnv) -> dict:
@@ -378,9 +417,15 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
         if record.cython != cython:
             on_line(f"note: the warm cluster's workers run with cython={record.cython} "
                     f"(restart it with `switchyard cluster up {app_env.app}` to change that)")
+        if tls.protocol_of(record.address) != "tls":
+            on_line(f"note: the warm cluster of '{app_env.app}' runs in plaintext (started before TLS): restart "
+                    f"it (switchyard cluster down {app_env.app}, then up) to encrypt and authenticate its traffic")
         on_line(f"using the warm cluster of '{app_env.app}' at {record.address}")
         return "existing", record.address, dict(record.wanted), "warm cluster"
     if answers(scheduler):
+        settings_tls = load_settings(app_env.settings_path).cluster.tls
+        scheduler = tls.external_address(scheduler, settings_tls)
+        tls.remember_external(scheduler, settings_tls, app_env.home)
         seen = workers_of(scheduler)
         on_line(f"using the running Dask scheduler at {scheduler} ({sum(seen.values())} workers)")
         if not seen:
@@ -392,6 +437,8 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
             return "existing", scheduler, dict(workers), "settings"
         return "existing", scheduler, seen, f"scheduler {scheduler}"
     if all(is_local_host(h) for h in workers):
+        if start:
+            tls.ensure(app_env.home)  # here, where cryptography is: the run's driver only reads them
         return "local", scheduler, dict(workers), "settings"
     if not start:
         return "ssh", scheduler, dict(workers), "settings"

@@ -1,9 +1,10 @@
-"""``switchyard cluster up|status|down|trust APP`` and the remote-host side of ``switchyard install APP``.
+"""``switchyard cluster up|status|down|rotate-certs|trust APP`` and the remote-host side of ``switchyard install APP``.
 
 ``up`` starts (or completes) the app's warm cluster and waits until every worker joined;
 ``status`` lists workers per host with memory and tasks and the dashboard link; ``down``
-stops every process; ``trust`` records the SSH host keys of the app's remote hosts in
-known_hosts after printing their fingerprints. With ``--json`` each prints one JSON object.
+stops every process; ``rotate-certs`` makes a new workspace cluster certificate (mutual
+TLS) and says which cluster must restart (``--restart`` does it); ``trust`` records the
+SSH host keys of the app's remote hosts in known_hosts after printing their fingerprints. With ``--json`` each prints one JSON object.
 
 ``--ask-password`` asks once for the SSH password of the remote hosts; it is kept in
 memory for this command only.
@@ -46,6 +47,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     down.add_argument("app")
     down.add_argument("--ask-password", action="store_true", help="ask for the SSH password (kept in memory)")
     down.set_defaults(func=cmd_down)
+
+    rot = csub.add_parser("rotate-certs", parents=[common],
+                          help="make a new cluster certificate for the workspace (its clusters use it once restarted)")
+    rot.add_argument("app")
+    rot.add_argument("--ca", action="store_true",
+                     help="a new certificate authority too: every running cluster of the workspace must restart")
+    rot.add_argument("--restart", action="store_true", help="restart the app's warm cluster with the new one")
+    rot.add_argument("--ask-password", action="store_true", help="ask for the SSH password (kept in memory)")
+    rot.set_defaults(func=cmd_rotate_certs)
 
     trust = csub.add_parser("trust", parents=[common],
                             help="record a remote host's SSH key in known_hosts once you confirmed its fingerprint")
@@ -125,7 +135,7 @@ def format_status(st: dict) -> str:
         return f"cluster of '{st['app']}': down (start it with: switchyard cluster up {st['app']})"
     dashboard = st["dashboard"] or "none (install bokeh in the worker environment for one)"
     lines = [f"cluster of '{st['app']}': {st['state']} at {st['address']}, {st['workers']} worker(s); "
-             f"dashboard: {dashboard}"]
+             f"dashboard: {dashboard}", f"  traffic: {_traffic(st)}"]
     for host, h in st["hosts"].items():
         wanted = f"/{h['wanted']}" if h.get("wanted") is not None else ""
         lines.append(f"  {host}: {len(h['workers'])}{wanted} worker(s)"
@@ -135,6 +145,45 @@ def format_status(st: dict) -> str:
             lines.append(f"    {w['name']:<16} {w['address']:<26} memory {_size(w['memory'])} of "
                          f"{_size(w['memory_limit'])}, processing {w['processing']}, tasks: {tasks}")
     return "\n".join(lines)
+
+
+def _traffic(st: dict) -> str:
+    if st.get("protocol") != "tls":
+        return (f"{st.get('protocol') or 'tcp'}: PLAINTEXT, unauthenticated"
+                + (f" (started before TLS: restart it with `switchyard cluster down {st['app']}` and up)"
+                   if st.get("id") else ""))
+    cert = st.get("certificate") or {}
+    text = f"tls: mutual TLS, certificate expires {cert.get('expires') or 'unknown'}"
+    if cert.get("restart_needed"):
+        text += " (renewed after this cluster started: restart it to present the new one)"
+    return text
+
+
+def cmd_rotate_certs(ns: argparse.Namespace) -> int:
+    from switchyard.cluster import tls, warm
+
+    app_env = _app_env(ns)
+    made = tls.rotate(app_env.home, new_ca=ns.ca)
+    say = _log(ns)
+    say(f"new cluster certificate in {made['dir']}, expires {made['expires']}"
+        + (" (and a new certificate authority)" if ns.ca else ""))
+    out = {"certificate": made, "restarted": False}
+    record = warm.read_record(app_env)
+    if record is not None and ns.restart:
+        _ask_password(ns, app_env, sorted({w.host for w in record.workers if not w.local}))
+        warm.down_sync(app_env, on_line=say)
+        st = warm.up_sync(app_env, workers=dict(record.wanted), on_line=say)
+        out.update(restarted=True, status=st)
+        text = format_status(st)
+    elif record is not None:
+        why = ("its processes present the old certificate, which the new CA no longer trusts" if ns.ca else
+               "its processes present the old certificate until then")
+        text = (f"the warm cluster of '{ns.app}' must be restarted to use it ({why}): "
+                f"switchyard cluster rotate-certs {ns.app} --restart, or cluster down then up")
+    else:
+        text = f"new certificate expires {made['expires']}; clusters started from now on use it"
+    _emit(ns, out, text)
+    return 0
 
 
 def cmd_up(ns: argparse.Namespace) -> int:

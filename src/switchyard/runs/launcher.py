@@ -93,6 +93,18 @@ def popen_driver(app_env, oid: str, cython: bool, owner: str | None = None,
         )
 
 
+def _ensure_certs(home) -> None:
+    """Make the workspace's cluster certificates here when missing: a driver (in the app's
+    worker environment, without ``cryptography``) only reads them for the cluster it starts."""
+    from switchyard.cluster import tls
+    from switchyard.exceptions import ClusterError
+
+    try:
+        tls.ensure(home)
+    except ClusterError:
+        pass  # the driver's LocalCluster says what to do, if it needs them
+
+
 def spawn(store: RunStore, oid: str, owner: str | None = None) -> DriverProcess:
     """Start a driver for the recorded orchestration ``oid`` (its app, apps folder and mode
     come from the store): forked by the app environment's run agent
@@ -103,6 +115,7 @@ def spawn(store: RunStore, oid: str, owner: str | None = None) -> DriverProcess:
 
     o = store.get(oid)
     app_env = AppEnv(o.app, apps_dir=o.options.get("apps_dir"), workspace=store.path.parent)
+    _ensure_certs(app_env.home)
     module = o.options.get("driver") or DRIVER_MODULE
     cython = bool(o.mode & Mode.CYTHON)
     handle = agent.start_driver(app_env, oid, cython, owner=owner, module=module)
