@@ -109,8 +109,9 @@ def plan_costs_of(res: Resolved, partitions: list):
     from switchyard.plan.costs import measured_model, plan_costs
 
     req = res.request
-    model = measured_model(open_store(res.app_env), req.app, int(req.mode or 0), req.args,
-                           getattr(res.app_cls, "cost_args", None))
+    with open_store(res.app_env) as store:
+        model = measured_model(store, req.app, int(req.mode or 0), req.args,
+                               getattr(res.app_cls, "cost_args", None))
     return plan_costs(cost_source(req), model, partitions, slot_names(dict(req.workers)),
                       what=f"app '{req.app}' in mode {int(req.mode or 0)}")
 
