@@ -9,6 +9,7 @@ connections to it, so only that "host" fails authentication.
 from __future__ import annotations
 
 import getpass
+import shlex
 import socket
 import subprocess
 import time
@@ -56,12 +57,14 @@ class SSHServer:
         port: The port every address listens on.
     """
 
-    def __init__(self, root: Path, addresses: list[str], refuse: str | None = None):
+    def __init__(self, root: Path, addresses: list[str], refuse: str | None = None,
+                 hide: list[Path] | None = None):
         if not Path(SSHD).exists():
             raise RuntimeError(f"{SSHD} is missing: apt-get install openssh-server")
         self.root = Path(root)
         self.addresses = list(addresses)
         self.refuse = refuse
+        self.hide = [Path(p) for p in hide or []]  # folders its sessions see empty (its own mount namespace)
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.root.mkdir(parents=True, exist_ok=True)
@@ -106,9 +109,18 @@ class SSHServer:
         check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"sshd refused its config: {check.stderr.strip()}")
+        command = [SSHD, "-D", "-e", "-f", str(config)]
+        if self.hide:
+            # A host that does not share this file system: sshd and everything started through it
+            # live in a mount namespace where each hidden folder is an empty tmpfs.
+            for folder in self.hide:
+                folder.mkdir(parents=True, exist_ok=True)
+            mounts = " && ".join(f"mount -t tmpfs -o size=1m,mode=0700 hidden {shlex.quote(str(f))}"
+                                 for f in self.hide)
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"',
+                       "sh", *command]
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.known_hosts.write_text("".join(self.known_hosts_line(a) for a in self.addresses))
         self._wait_listening()
         return self

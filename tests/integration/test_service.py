@@ -1,4 +1,4 @@
-"""Service mode on a real warm cluster: loops, jobs, a killed worker, a stopped heartbeat, the gate."""
+"""Service mode on a real warm cluster: loops, jobs, a killed worker, a stopped heartbeat, the gate, the watcher."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import time
 from pathlib import Path
 
 import jsonschema  # installed with streamlit (altair)
+import psutil
 import pytest
 
 from switchyard.app import AppEnv
+from switchyard.commands.serve import summary
+from switchyard.exceptions import SwitchyardError
+from switchyard.service import watcher
 from switchyard.service.service import serve_sync, service_dir
 from switchyard.settings import update_cluster
 
@@ -41,7 +45,8 @@ def service(tmp_path_factory):
     env = AppEnv("tinyapp", apps_dir=root / "apps", workspace=root / "home")
     update_cluster(env.settings_path, service_health={"allow_idle": False, "max_unhealthy": 0,
                                                       "max_restart_rate": 10.0})
-    serve_sync(env, "start", scheduler="127.0.0.1:0", heartbeat_timeout=TIMEOUT, join_timeout=120)
+    # no watcher: these tests drive the restarts by actions (the last test checks the watcher)
+    serve_sync(env, "start", scheduler="127.0.0.1:0", heartbeat_timeout=TIMEOUT, join_timeout=120, watch=False)
     yield env
     serve_sync(env, "stop", stop_cluster=True)
 
@@ -133,3 +138,81 @@ def test_stop_ends_the_loops(service):
     again = serve_sync(service, "start", heartbeat_timeout=TIMEOUT)  # the warm cluster is still up
     assert again["workers_running_count"] == 2
     all_healthy(service)
+
+
+# ----------------------------------------------------------------------------- the watcher
+# (also used by test_service_ssh.py)
+
+SLOW = 1_500_000  # an item whose job takes a few tenths of a second, so both loops take some
+
+
+def health(env: AppEnv) -> dict:
+    try:
+        return json.loads((service_dir(env) / "health.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def beat(env: AppEnv, slot: str) -> dict:
+    return poll(f"a heartbeat of {slot}", lambda: _read(service_dir(env) / "heartbeats" / f"{slot}.json"),
+                lambda b: bool(b.get("pid")), timeout=30)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def kill_and_see_the_watcher_restart(env: AppEnv, slot: str) -> tuple[dict, float]:
+    """SIGKILL the worker of ``slot``'s loop; return health.json once the watcher restarted it, and the seconds."""
+    before = health(env).get("restarts_total", 0)
+    old = beat(env, slot)
+    killed = time.monotonic()
+    os.kill(old["pid"], signal.SIGKILL)
+    seen = poll("the watcher's restart in health.json", lambda: health(env),
+                lambda h: h.get("restarts_total", 0) > before and h["workers_healthy_count"] == 2,
+                timeout=TIMEOUT + 5 + 10, every=0.1)
+    seconds = time.monotonic() - killed
+    jsonschema.validate(seen, SCHEMA)
+    last = seen["restarts"][-1]
+    assert (last["slot"], last["reason"], last["by"]) == (slot, "loop-cancelled", "watcher"), last
+    assert last["worker"] == old["worker"] and old["worker"] not in seen["workers_running"]
+    assert seen["restart_reasons"]["loop-cancelled"] >= 1
+    assert seconds <= TIMEOUT + 5, f"restarted {seconds:.1f} s after the kill (heartbeat timeout {TIMEOUT} s)"
+    return seen, seconds
+
+
+def jobs_reach_the_new_loop(env: AppEnv, slot: str) -> None:
+    out = serve_sync(env, "submit", jobs=[{"name": f"j{i}", "weight": 1, "items": [SLOW + i]} for i in range(8)],
+                     wait=90)
+    assert all(r["error"] is None for r in out["results"]), out["results"]
+    assert [r["result"] for r in out["results"]] == [[sum(range(SLOW + i + 10))] for i in range(8)]
+    assert slot in {r["slot"] for r in out["results"]}, [r["slot"] for r in out["results"]]
+
+
+def test_watcher_restarts_a_killed_loop_by_itself_and_holds_a_crash_loop(service):
+    started = serve_sync(service, "start", heartbeat_timeout=TIMEOUT)  # runs already: starts its watcher if missing
+    update_cluster(service.settings_path, service_health={"allow_idle": False, "max_unhealthy": 0,
+                                                          "max_restart_rate": 0.25})
+    lease = started["watcher"]
+    assert lease["running"] and psutil.Process(lease["pid"]).is_running()
+    assert "watcher: running (pid" in summary(started)
+    with pytest.raises(SwitchyardError, match="a watcher of 'tinyapp' already runs"):
+        watcher.watch(service)  # one watcher per service: the lease
+    all_healthy(service)
+    seen, seconds = kill_and_see_the_watcher_restart(service, "127.0.0.1-0")
+    print(f"\nlocal: killed -9 -> restarted by the watcher in {seconds:.2f} s")
+    jobs_reach_the_new_loop(service, "127.0.0.1-0")
+
+    # lost again within the window: 2 restarts over 2 loops > max_restart_rate 0.25: held, the gate fails
+    os.kill(beat(service, "127.0.0.1-0")["pid"], signal.SIGKILL)
+    held = poll("a held restart", lambda: health(service), lambda h: bool(h.get("restarts_held")), timeout=30)
+    assert held["restarts_held"][0]["slot"] == "127.0.0.1-0" and "max_restart_rate" in held["restarts_held"][0]["why"]
+    assert not held["gate"]["passed"] and held["restarts_total"] == seen["restarts_total"]
+    # an operator's STATUS still restarts it
+    assert [r["slot"] for r in serve_sync(service, "status")["restarted_now"]] == ["127.0.0.1-0"]
+
+    stopped = serve_sync(service, "stop")
+    assert not stopped["watcher"]["running"] and not psutil.pid_exists(lease["pid"])

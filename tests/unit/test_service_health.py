@@ -12,7 +12,8 @@ import pytest
 from switchyard.exceptions import SettingsError
 from switchyard.service import artifacts
 from switchyard.service.health import (
-    COLUMNS, SCHEMA, LoopSeen, build_payload, check_gate_settings, evaluate_gate, judge, worker_health)
+    COLUMNS, SCHEMA, LoopSeen, build_payload, check_gate_settings, evaluate_gate, judge, restart_allowed,
+    worker_health)
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "src/switchyard/service/health.v1.schema.json"
 NOW = 1_800_000_000.0
@@ -107,6 +108,28 @@ def test_payload_counts_and_validates_against_the_schema():
     assert p["restart_reasons"] == {"loop-error": 2, "stale-heartbeat": 1}
     assert p["gate"]["failed"] == ["max_unhealthy"] and p["cleanup"] == {"done": 1, "failed": 0, "heartbeat": 0}
     json.dumps(p)  # plain JSON
+
+
+def test_restart_rate_limit_of_the_watcher():
+    def at(*ages):
+        return [{"worker": "w", "reason": "loop-error", "at": NOW - a} for a in ages]
+
+    assert restart_allowed([], loops=2, max_rate=0.0, now=NOW)  # one restart per window always heals
+    assert not restart_allowed(at(5), loops=2, max_rate=0.25, now=NOW)  # 2 restarts / 2 loops > 0.25
+    assert restart_allowed(at(5), loops=8, max_rate=0.25, now=NOW)  # 2 / 8 = 0.25
+    assert not restart_allowed(at(5, 6), loops=8, max_rate=0.25, now=NOW)  # 3 / 8 > 0.25
+    assert restart_allowed(at(601, 900), loops=2, max_rate=0.25, now=NOW)  # older than the 600 s window
+    assert restart_allowed(at(5), loops=2, max_rate=10.0, now=NOW)
+
+
+def test_payload_shows_the_watcher_and_held_restarts():
+    held = [{"worker": "tcp://u:0", "slot": "127.0.0.1-0", "reason": "loop-cancelled", "at": NOW,
+             "why": "max_restart_rate 0.25 reached"}]
+    watcher = {"running": True, "pid": 42, "host": "h", "started_at": NOW - 9, "heartbeat_at": NOW}
+    p = build_payload("flight", "degraded", rows_of(1, 1), [], now=NOW, held=held, watcher=watcher)
+    jsonschema.validate(p, json.loads(SCHEMA_FILE.read_text()))
+    assert p["restarts_held"] == held and p["watcher"] == watcher
+    assert build_payload("flight", "stopped", [], [], now=NOW)["watcher"] == {"running": False}
 
 
 def test_schema_rejects_a_payload_missing_a_field():

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     p.add_argument("--wait", type=float, help="submit: wait up to this many seconds for the results")
     p.add_argument("--stop-cluster", action="store_true", help="stop: also stop the warm cluster")
     p.add_argument("--no-restart", action="store_true", help="report unhealthy loops without restarting them")
+    p.add_argument("--no-watch", action="store_true",
+                   help="start: no watcher (loops are then restarted only by status/health/submit)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -43,6 +45,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     payload = serve_sync(app_env, ns.action, workers=ns.workers, scheduler=ns.scheduler,
                          heartbeat_timeout=ns.heartbeat_timeout, health_output_path=ns.health_output,
                          wait=ns.wait, stop_cluster=ns.stop_cluster, auto_restart=not ns.no_restart,
+                         watch=not ns.no_watch,
                          on_line=say, **dict(ns.arg))
     if ns.json:
         print(json.dumps(payload, default=str))
@@ -65,6 +68,12 @@ def summary(p: dict) -> str:
                          f"{r['heartbeat_state']})")
     for r in p.get("restarted_now", []):
         lines.append(f"  restarted {r['slot']} ({r['reason']})")
+    for r in p.get("restarts_held", []):
+        lines.append(f"  restart held for {r['slot']} ({r['reason']}): {r['why']}")
+    watcher = p.get("watcher") or {"running": False}
+    if p["status"] != "stopped" or watcher["running"]:
+        lines.append(f"watcher: running (pid {watcher['pid']} on {watcher['host']})" if watcher["running"]
+                     else "watcher: not running (loops are restarted only by status/health/submit)")
     if p.get("jobs"):
         lines.append(f"  queued {len(p['jobs'])} job(s)")
     for r in p.get("results", []):

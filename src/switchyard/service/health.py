@@ -18,6 +18,7 @@ SCHEMA = "agi.service.health.v1"
 DEFAULT_HEARTBEAT_TIMEOUT = 10.0
 GATE_DEFAULTS = {"allow_idle": False, "max_unhealthy": 0, "max_restart_rate": 0.25}
 COLUMNS = ("worker", "healthy", "reason", "future_state", "heartbeat_state", "heartbeat_age_sec")
+RESTART_WINDOW = 600.0  # seconds over which the watcher counts restarts against max_restart_rate
 REASONS = ("loop-finished", "loop-error", "loop-cancelled", "missing-heartbeat", "stale-heartbeat")
 
 # Dask task state of a loop -> the reason it is unhealthy (None: the loop runs).
@@ -75,6 +76,18 @@ def reason_kind(reason: str) -> str:
     return reason.split("(", 1)[0]
 
 
+def restart_allowed(restarts: list[dict[str, Any]], loops: int, max_rate: float, now: float,
+                    window: float = RESTART_WINDOW) -> bool:
+    """Whether the watcher may restart one more loop under the gate's ``max_restart_rate``.
+
+    The restarts of the last ``window`` seconds plus this one, over the number of loops, must not
+    exceed ``max_rate``; one restart per window is always allowed, so that a single failure heals.
+    Beyond that a crash-looping loop stays down and the gate fails, for an operator to look.
+    """
+    recent = sum(1 for r in restarts if now - float(r["at"]) < window)
+    return recent == 0 or (recent + 1) / max(1, loops) <= max_rate
+
+
 def check_gate_settings(raw: dict[str, Any] | None, path: Any = None) -> dict[str, Any]:
     """``[cluster.service_health]`` with defaults filled in; a bad value raises SettingsError."""
     values = {**GATE_DEFAULTS, **(raw or {})}
@@ -127,7 +140,8 @@ def evaluate_gate(rows: list[dict[str, Any]], restarted_count: int,
 
 def build_payload(app: str, status: str, rows: list[dict[str, Any]], restarts: list[dict[str, Any]],
                   thresholds: dict[str, Any] | None = None, timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
-                  now: float | None = None, cleanup: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                  now: float | None = None, cleanup: dict[str, list[str]] | None = None,
+                  held: list[dict[str, Any]] | None = None, watcher: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``agi.service.health.v1`` snapshot (see docs/service.md for every field).
 
     Args:
@@ -139,6 +153,9 @@ def build_payload(app: str, status: str, rows: list[dict[str, Any]], restarts: l
         timeout: Heartbeat timeout in seconds.
         now: Epoch seconds of the snapshot (default: the clock).
         cleanup: What the artifact cleanup removed, per kind.
+        held: Restarts the watcher holds back under ``max_restart_rate``: ``{"worker", "slot", "reason",
+            "at", "why"}`` dicts.
+        watcher: The watcher's lease (``running``, ``pid``, ``host``, ``started_at``, ``heartbeat_at``).
     """
     now = time.time() if now is None else now
     running = [r["worker"] for r in rows]
@@ -170,4 +187,6 @@ def build_payload(app: str, status: str, rows: list[dict[str, Any]], restarts: l
         "worker_health": [dict(r) for r in rows],
         "gate": gate,
         "cleanup": {k: len(v) for k, v in (cleanup or {}).items()},
+        "restarts_held": [dict(r) for r in held or []],
+        "watcher": dict(watcher or {"running": False}),
     }

@@ -1,14 +1,13 @@
 """The worker side of service mode: one long-running loop per worker slot.
 
-The loop runs as a Dask task pinned to its worker. It claims job files from
-``jobs/`` (a rename into ``running/`` is the claim, so two loops never take the
-same job), runs the app's ``work`` on each through the same code as a run's
-batches, and writes the outcome to ``done/`` or ``failed/``. A thread writes the
-loop's heartbeat file every second. The loop ends when the ``stop`` file appears, or ``cancel/<its key>`` when the
-service replaces it (a Dask cancel cannot end a task that is already running).
-
-Test hook: while ``hooks/<slot>.no-heartbeat`` exists the loop keeps working but
-sends no heartbeat, as a hung loop would.
+The loop runs as a Dask task pinned to its worker and talks to the service only through
+the board on the scheduler (:mod:`switchyard.service.board`), over its worker's own
+connection: it needs no file of the workspace, so it runs on hosts that cannot see it.
+Each call hands in the outcome of the job it ran and claims the next one (the board does
+both at once, so two loops never take the same job). The app's ``work`` runs through the
+same code as a run's batches. A thread sends the loop's heartbeat every second. The loop
+ends when the board says so: the service stopped, or another loop took its slot over (a
+restart: a Dask cancel cannot end a task that is already running).
 """
 
 from __future__ import annotations
@@ -17,72 +16,65 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
+from typing import Callable
 
 from switchyard.app import Partition
 from switchyard.runs.task import BatchSpec, run_batch
-from switchyard.workspace import atomic_write_json, atomic_write_text
+from switchyard.service import board
 
 HEARTBEAT_EVERY = 1.0
 IDLE_POLL = 0.2
 
 
-def _worker_address() -> str:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
-        return ""
-
-
-def _beat(root: Path, slot: str, key: str, address: str, stats: dict, done: threading.Event) -> None:
-    hook = root / "hooks" / f"{slot}.no-heartbeat"
+def _beat(call: Callable, app: str, slot: str, key: str, address: str, stats: dict,
+          done: threading.Event) -> None:
     while not done.is_set():
-        if not hook.exists():
-            atomic_write_json(root / "heartbeats" / f"{slot}.json", {
-                "slot": slot, "key": key, "worker": address, "pid": os.getpid(), "at": time.time(), **stats})
+        try:
+            if not call(board.beat, app=app, slot=slot, key=key,
+                        stats={"slot": slot, "worker": address, "pid": os.getpid(), **stats}):
+                done.set()
+                return
+        except Exception:  # noqa: BLE001 - a missed beat shows as a stale heartbeat, never kills the loop
+            pass
         done.wait(HEARTBEAT_EVERY)
 
 
-def _claim(root: Path, slot: str) -> Path | None:
-    for job in sorted((root / "jobs").glob("*.json")):
-        mine = root / "running" / f"{slot}--{job.name}"
-        try:
-            os.rename(job, mine)
-            return mine
-        except FileNotFoundError:  # another loop took it first
-            continue
-    return None
+def _outcome(job: dict, slot: str, spec: BatchSpec) -> dict:
+    out = run_batch(spec, 0, Partition.from_dict(job["partition"]))
+    # JSON-safe: the scheduler keeps it without having to import anything of the app
+    return json.loads(json.dumps({
+        "id": job["id"], "partition": job["partition"], "slot": slot, "worker": out.worker,
+        "result": out.result, "error": out.error, "traceback": out.traceback,
+        "seconds": round(out.ended_at - out.started_at, 6), "ended_at": out.ended_at,
+    }, default=str))
 
 
-def serve_loop(service_dir: str, slot: str, key: str, spec: BatchSpec) -> str:
-    """Take and run jobs until the service's stop file appears; return why it ended."""
-    root = Path(service_dir)
-    for sub in ("jobs", "running", "done", "failed", "heartbeats"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+def serve_loop(slot: str, key: str, spec: BatchSpec) -> str:
+    """Take and run jobs until the board says to end; return why it ended."""
+    from distributed import get_client, get_worker
+
+    client = get_client()
+    address = get_worker().address
+
+    def call(fn, **kw):
+        return client.run_on_scheduler(fn, **kw)
+
     stats = {"jobs_done": 0, "jobs_failed": 0}
     done = threading.Event()
-    beat = threading.Thread(target=_beat, args=(root, slot, key, _worker_address(), stats, done), daemon=True,
-                            name=f"heartbeat-{slot}")
-    beat.start()
+    beater = threading.Thread(target=_beat, args=(call, spec.app, slot, key, address, stats, done),
+                              daemon=True, name=f"heartbeat-{slot}")
+    beater.start()
+    outcome = None
     try:
-        cancel = root / "cancel" / key
-        while not (root / "stop").exists() and not cancel.exists():
-            claimed = _claim(root, slot)
-            if claimed is None:
+        while True:
+            got = call(board.tick, app=spec.app, slot=slot, key=key, outcome=outcome)
+            outcome = None
+            if not got["go"]:
+                return "ended"
+            if got["job"] is None:
                 time.sleep(IDLE_POLL)
                 continue
-            job = json.loads(claimed.read_text())
-            outcome = run_batch(spec, 0, Partition.from_dict(job["partition"]))
-            ok = outcome.error is None
-            stats["jobs_done" if ok else "jobs_failed"] += 1
-            atomic_write_text(root / ("done" if ok else "failed") / f"{job['id']}.json", json.dumps({
-                "id": job["id"], "partition": job["partition"], "slot": slot, "worker": outcome.worker,
-                "result": outcome.result, "error": outcome.error, "traceback": outcome.traceback,
-                "seconds": round(outcome.ended_at - outcome.started_at, 6), "ended_at": outcome.ended_at,
-            }, default=str))
-            claimed.unlink(missing_ok=True)
-        return "cancelled" if cancel.exists() else "stopped"
+            outcome = _outcome(got["job"], slot, spec)
+            stats["jobs_done" if outcome["error"] is None else "jobs_failed"] += 1
     finally:
         done.set()

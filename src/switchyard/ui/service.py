@@ -46,6 +46,14 @@ def _show(payload: dict) -> None:
                 f"{payload['restarts_total']} restart(s) (heartbeat timeout {payload['heartbeat_timeout_sec']:g} s)")
     st.dataframe(payload["worker_health"] or [{"worker": "(no loop runs)"}], hide_index=True,
                  key="service-health-table")
+    watcher = payload.get("watcher") or {"running": False}
+    st.caption(f"watcher: running (pid {watcher['pid']} on {watcher['host']}): restarts unhealthy loops by itself"
+               if watcher["running"] else "watcher: not running: loops are restarted only by STATUS / HEALTH")
+    if payload.get("restarts"):
+        st.dataframe([{k: r.get(k) for k in ("slot", "worker", "reason", "by")} for r in payload["restarts"][-10:]],
+                     hide_index=True, key="service-restarts-table")
+    for held in payload.get("restarts_held", []):
+        st.warning(f"{held['slot']}: restart held ({held['reason']}): {held['why']}")
     gate = payload["gate"]
     if gate["passed"]:
         st.success("health gate: passed")
