@@ -115,7 +115,8 @@ COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switc
                                     "switchyard.commands.metrics", "switchyard.commands.pipeline",
                                     "switchyard.commands.serve", "switchyard.commands.schedule",
                                     "switchyard.commands.alerts", "switchyard.commands.backfill",
-                                    "switchyard.commands.agent", "switchyard.commands.data")
+                                    "switchyard.commands.agent", "switchyard.commands.data",
+                                    "switchyard.commands.new")
 
 
 def _command_modules():

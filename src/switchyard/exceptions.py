@@ -200,3 +200,13 @@ class GuardError(SwitchyardError):
     a host key the operator did not confirm); the message says what it protects and the way out."""
 
     category = "security"
+
+
+class AppNameError(SwitchyardError):
+    """A name for a new app that cannot be used: not an identifier, taken, or an importable module."""
+
+    category = "settings"
+
+    def __init__(self, name: str, problem: str, fix: str):
+        self.name = name
+        super().__init__(f"app name {name!r}: {problem}: {fix}")
