@@ -74,6 +74,16 @@ class SSHServer:
         self.known_hosts = self.root / "known_hosts"
         self.log = self.root / "sshd.log"
 
+    # Set before start(): every command a client asks to run is appended there (NUL-separated)
+    # by a ForceCommand wrapper, then run: what a host's `ps` would have shown.
+    record: Path | None = None
+
+    def commands(self) -> list[str]:
+        """The commands recorded so far (see ``record``)."""
+        if self.record is None or not self.record.exists():
+            return []
+        return [c for c in self.record.read_text().split("\0") if c]
+
     def host_public_key(self) -> str:
         return " ".join(Path(f"{self.host_key}.pub").read_text().split()[:2])
 
@@ -101,6 +111,15 @@ class SSHServer:
             "LogLevel VERBOSE",
             "Subsystem sftp internal-sftp",
         ]
+        if self.record is not None:
+            wrapper = self.root / "record-command"
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f"printf '%s\\0' \"$SSH_ORIGINAL_COMMAND\" >> '{self.record}'\n"
+                'case "$SSH_ORIGINAL_COMMAND" in sftp|internal-sftp) exec /usr/lib/openssh/sftp-server ;; esac\n'
+                'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n')
+            wrapper.chmod(0o755)
+            lines.append(f"ForceCommand {wrapper}")
         if self.refuse:
             lines += [f"Match LocalAddress {self.refuse}", f"  AuthorizedKeysFile {refused}"]
         config = self.root / "sshd_config"

@@ -23,6 +23,7 @@ from switchyard.agi import AGI
 from switchyard.runs.install import install_sync
 from switchyard.app import AppEnv
 from switchyard.cluster import ssh, warm
+from switchyard.cluster.remote import WITH_ENV
 from switchyard.exceptions import ClusterError
 from switchyard.settings import update_cluster
 
@@ -58,10 +59,19 @@ class Hosts:
         return (self.home / "envs" / "flight" / "install.log").read_text()
 
 
+# In the environment of every command of this module: none may reach a host's command line.
+SECRETS = {"SWITCHYARD_API_TOKEN": "api-tok-R1", "SWITCHYARD_SMTP_PASSWORD": "smtp-pw-R2",
+           "AWS_SECRET_ACCESS_KEY": "aws-R3"}
+
+
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory):
     root = tmp_path_factory.mktemp("ssh-hosts")
-    with SSHServer(root / "sshd", [A, B, "127.0.0.4"], refuse="127.0.0.4") as server:
+    sshd = SSHServer(root / "sshd", [A, B, "127.0.0.4"], refuse="127.0.0.4")
+    sshd.record = root / "commands.log"  # each command the hosts are asked to run
+    with pytest.MonkeyPatch.context() as mp, sshd as server:
+        for name, value in SECRETS.items():
+            mp.setenv(name, value)
         h = Hosts(server, root)
         started = time.monotonic()
         h.first = cli_json("install", "flight", home=h.home, apps=h.apps, timeout=900)
@@ -229,3 +239,12 @@ def test_a_run_without_a_cluster_cold_starts_one_on_the_hosts(hosts):
     assert len(running(pids)) >= 3
     warm.down_sync(hosts.app_env)
     assert running(pids) == []
+
+
+def test_no_secret_on_any_remote_command_line(hosts):
+    commands = hosts.server.commands()
+    assert len(commands) > 20  # install, cluster up/down, runs: all recorded by the ForceCommand wrapper
+    everything = "\n".join(commands)
+    assert not [name for name, value in SECRETS.items() if value in everything]
+    assert "UV_NO_PROGRESS=1" not in everything  # uv's settings travel on stdin (an index URL may hold a password)
+    assert any(WITH_ENV.strip().splitlines()[0] in c for c in commands)

@@ -336,8 +336,8 @@ async def _probe(remote: Remote, access: HostAccess, app: str, say) -> dict:
 
 
 async def _step(remote: Remote, argv: list, say, reason: str, what: str, fix: str,
-                timeout: float = 1800) -> list[str]:
-    done = await remote.run(argv, on_line=say, timeout=timeout)
+                timeout: float = 1800, stdin: str | None = None) -> list[str]:
+    done = await remote.run(argv, on_line=say, timeout=timeout, stdin=stdin)
     if done.code != 0:
         detail = _error_of(done.lines) or last_lines(done.lines, 2) or f"exit code {done.code}"
         raise HostError(remote.host, reason, f"{what} failed: {detail}", fix)
@@ -447,23 +447,24 @@ async def _build(remote: Remote, info: dict, bundle: Bundle, say, fresh: bool) -
     constraints = f"{wheel_dir}/constraints.txt"
     await _step(remote, [python, "-c", _WRITE, constraints, bundle.constraints], say, ssh.DEPENDENCY_FAILED,
                 "writing the constraints", "check the disk")
-    uv_env = ["env", "-u", "VIRTUAL_ENV", *uv_settings()]
+    uv_env = [python, "-c", WITH_ENV]  # its settings (an index URL may hold a password) come on stdin
+    uv_in = json.dumps(uv_environ()) + "\n"
     if fresh or not info["env_python"]:
         say(f"creating the environment {env}")
         await _step(remote, [python, "-c", _RMTREE, env], say, ssh.DEPENDENCY_FAILED, "removing the old env",
                     f"remove {env} by hand")
         await _step(remote, [*uv_env, uv, "venv", "--python", python, env], say, ssh.DEPENDENCY_FAILED,
-                    "creating the venv", f"check that {python} runs on the host")
+                    "creating the venv", f"check that {python} runs on the host", stdin=uv_in)
     fix = "make the app's [project].dependencies accept the driver's versions (see constraints.txt)"
     await _step(remote, [*uv_env, uv, "pip", "install", "--python", env_python, "-c", constraints,
                          *bundle.requirements], say, ssh.DEPENDENCY_FAILED, "installing the requirements",
-                fix)
+                fix, stdin=uv_in)
     # As "name @ file:///..." URLs: a bare path with ";" or spaces would read as a requirement with markers.
     wheels = [f"{w.name.split('-')[0]} @ file://{urllib.parse.quote(f'{wheel_dir}/{w.name}')}"
               for w in bundle.wheels]
     await _step(remote, [*uv_env, uv, "pip", "install", "--python", env_python, "--no-deps", "--reinstall",
                          *wheels], say, ssh.DEPENDENCY_FAILED,
-                "installing the wheels", "install again with --force")
+                "installing the wheels", "install again with --force", stdin=uv_in)
     if bundle.cython:
         await _step(remote, [env_python, "-c", _CYTHON, bundle.app, f"{env}/cython"], say, ssh.BUILD_FAILED,
                     "the Cython build", "install a C compiler on the host (apt-get install gcc) or turn "
@@ -476,10 +477,26 @@ FORWARDED_UV = ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_IN
                 "UV_OFFLINE", "UV_INDEX_STRATEGY")
 
 
-def uv_settings() -> list[str]:
-    """``NAME=value`` items for the ``env`` in front of every remote uv command."""
-    forwarded = [f"{k}={os.environ[k]}" for k in FORWARDED_UV if os.environ.get(k)]
-    return ["UV_NO_PROGRESS=1", "UV_SYSTEM_CERTS=1", "UV_NATIVE_TLS=1", *forwarded]
+def uv_environ() -> dict:
+    """The environment changes of every remote uv command, for :data:`WITH_ENV` (``"-"``: the
+    names to remove). Sent on stdin, never on the command line: an index URL may carry
+    ``user:password@`` and a host's command lines are visible to all its users in ``ps``."""
+    forwarded = {k: os.environ[k] for k in FORWARDED_UV if os.environ.get(k)}
+    return {"-": ["VIRTUAL_ENV"], "UV_NO_PROGRESS": "1", "UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1",
+            **forwarded}
+
+
+# Runs argv[1:] with environment changes read from the first line of stdin (a JSON object;
+# "-" lists names to remove); the program itself gets an empty stdin.
+WITH_ENV = r"""
+import json, os, sys
+env = json.loads(sys.stdin.readline() or "{}")
+for name in env.pop("-", []):
+    os.environ.pop(name, None)
+os.environ.update(env)
+os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
 
 
 # every host -----------------------------------------------------------------------------------

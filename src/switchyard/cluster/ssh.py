@@ -139,7 +139,7 @@ class Remote:
         self._conn = conn
 
     async def run(self, argv: Sequence[object], *, on_line: Line | None = None, prefix: str = "",
-                  timeout: float | None = None, keep: int = 200) -> Completed:
+                  timeout: float | None = None, keep: int = 200, stdin: str | None = None) -> Completed:
         """Run ``argv`` on the host; deliver each output line (stdout and stderr) as it comes.
 
         Args:
@@ -148,6 +148,8 @@ class Remote:
             prefix: Put before each delivered line, e.g. ``"[hostA] "``.
             timeout: Seconds before the command is abandoned (HostError ``unreachable``).
             keep: How many of the last lines the result keeps.
+            stdin: Written to the command's standard input, which is then closed: the way to
+                hand it a secret (a command line is visible in ``ps`` on the host).
         """
         lines: deque[str] = deque(maxlen=keep)
 
@@ -155,6 +157,9 @@ class Remote:
             proc = await self._conn.create_process(quote(argv), stderr=asyncssh.STDOUT, encoding="utf-8",
                                                    errors="replace")
             async with proc:
+                if stdin is not None:
+                    proc.stdin.write(stdin)
+                    proc.stdin.write_eof()
                 async for raw in proc.stdout:
                     if not raw:  # asyncssh's end of stream
                         continue
