@@ -330,7 +330,8 @@ def test_cluster_section_starts_and_stops_a_warm_cluster(flight):
     status = warm.status(flight)
     assert status["state"] == "up" and status["workers"] == 2
     at.run()
-    assert "Cluster: up" in texts(at.success)
+    assert "Cluster: up" in texts(at.success) and f"at `{status['address']}`" in texts(at.success)
+    assert status["address"].startswith("tls://") and "Traffic: tls: mutual TLS, certificate expires" in texts(at.caption)
     button(at, "Stop cluster").click()
     at.run()
     down = wait_job(flight, "cluster", timeout=60)

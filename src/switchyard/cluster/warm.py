@@ -39,7 +39,7 @@ from switchyard.settings import ClusterSettings, check_scheduler, check_workers,
 
 DEATH_TIMEOUT = 60  # a worker whose scheduler vanished exits after this many seconds
 Line = Callable[[str], None]
-__all__ = ["answers", "up", "up_sync", "down", "down_sync", "status", "status_of", "trust_sync",
+__all__ = ["answers", "up", "up_sync", "down", "down_sync", "status", "status_of", "traffic_of", "trust_sync",
            "scheduler_runs_here", "workers_of", "worker_names", "choose_cluster"]
 
 
@@ -352,6 +352,20 @@ def _certificate(app_env: AppEnv, record: ClusterRecord | None) -> dict:
         made = dt.datetime.fromisoformat(cert["not_before"]).timestamp() + 300  # backdated 5 min
         stale = record.started_at < made
     return {**cert, "restart_needed": stale}
+
+
+def traffic_of(st: dict) -> str:
+    """One line on how the cluster of status ``st`` talks: mutual TLS and its certificate's
+    expiry, or plaintext (a cluster started before TLS, or an external one allowed so)."""
+    if st.get("protocol") != "tls":
+        return (f"{st.get('protocol') or 'tcp'}: PLAINTEXT, unauthenticated"
+                + (f" (started before TLS: restart it with `switchyard cluster down {st['app']}` and up)"
+                   if st.get("id") else ""))
+    cert = st.get("certificate") or {}
+    text = f"tls: mutual TLS, certificate expires {cert.get('expires') or 'unknown'}"
+    if cert.get("restart_needed"):
+        text += " (renewed after this cluster started: restart it to present the new one)"
+    return text
 
 
 def status(app_env: AppEnv) -> dict:

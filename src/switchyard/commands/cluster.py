@@ -131,11 +131,13 @@ def _size(n: object) -> str:
 
 def format_status(st: dict) -> str:
     """The text form of a cluster status."""
+    from switchyard.cluster.warm import traffic_of
+
     if st["state"] == "down":
         return f"cluster of '{st['app']}': down (start it with: switchyard cluster up {st['app']})"
     dashboard = st["dashboard"] or "none (install bokeh in the worker environment for one)"
     lines = [f"cluster of '{st['app']}': {st['state']} at {st['address']}, {st['workers']} worker(s); "
-             f"dashboard: {dashboard}", f"  traffic: {_traffic(st)}"]
+             f"dashboard: {dashboard}", f"  traffic: {traffic_of(st)}"]
     for host, h in st["hosts"].items():
         wanted = f"/{h['wanted']}" if h.get("wanted") is not None else ""
         lines.append(f"  {host}: {len(h['workers'])}{wanted} worker(s)"
@@ -145,18 +147,6 @@ def format_status(st: dict) -> str:
             lines.append(f"    {w['name']:<16} {w['address']:<26} memory {_size(w['memory'])} of "
                          f"{_size(w['memory_limit'])}, processing {w['processing']}, tasks: {tasks}")
     return "\n".join(lines)
-
-
-def _traffic(st: dict) -> str:
-    if st.get("protocol") != "tls":
-        return (f"{st.get('protocol') or 'tcp'}: PLAINTEXT, unauthenticated"
-                + (f" (started before TLS: restart it with `switchyard cluster down {st['app']}` and up)"
-                   if st.get("id") else ""))
-    cert = st.get("certificate") or {}
-    text = f"tls: mutual TLS, certificate expires {cert.get('expires') or 'unknown'}"
-    if cert.get("restart_needed"):
-        text += " (renewed after this cluster started: restart it to present the new one)"
-    return text
 
 
 def cmd_rotate_certs(ns: argparse.Namespace) -> int:

@@ -97,6 +97,7 @@ def _live(app_env: AppEnv) -> None:
         return
     dash = f" · [dashboard]({status['dashboard']})" if status.get("dashboard") else ""
     st.success(f"Cluster: {state} at `{status['address']}` with {status['workers']} worker(s){dash}")
+    st.caption(f"Traffic: {warm.traffic_of(status)}")
     rows = _status_rows(status)
     if rows:
         st.dataframe(rows, hide_index=True, use_container_width=True)
