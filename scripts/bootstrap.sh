@@ -10,6 +10,8 @@ if [[ "$want_system" == "--system" ]]; then
     command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]] || missing+=(chromium)
     [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+    # The cython tests compile C: Debian's build-essential brings gcc, make and the libc headers.
+    { command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1; } || missing+=(build-essential)
     if (( ${#missing[@]} )); then
         echo "bootstrap: installing system packages: ${missing[*]}"
         sudo_cmd=()

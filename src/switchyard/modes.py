@@ -3,15 +3,24 @@
 pool = 1, cython = 2, dask = 4, rapids = 8 (0..15). The string form lists the bits
 from high to low as ``r d c p`` with ``_`` for an unset bit: 5 is ``_d_p``.
 Each bit means one thing only: dask does not imply pool.
+
+What a mode runs where is :func:`execution` (the process kind the app's items run
+in, whether its worker modules are compiled, its array and dataframe modules);
+:func:`mode_hint` says it in one sentence, naming each way it differs from plain
+Python with NumPy and pandas in the driver (a table test holds every mode to it,
+and a probe app checks the facts from inside real batches).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import platform
 import shutil
 import sysconfig
+import time
 from enum import IntFlag
 
+from switchyard import device
 from switchyard.exceptions import ModeError
 
 
@@ -90,9 +99,11 @@ def enabled_modes(modes_enabled: int) -> list[Mode]:
 def unsupported_reason(mode: int) -> str | None:
     """Why ``mode`` cannot run on this machine, or None when it can."""
     m = Mode(int(mode))
-    if m & Mode.RAPIDS and importlib.util.find_spec("cudf") is None:
-        return (f"mode {int(m)} ({mode_string(m)}) needs the rapids bit's GPU dataframe library cudf, "
-                "which is not importable here: install RAPIDS cudf on a GPU machine or turn rapids off")
+    if m & Mode.RAPIDS:
+        problem = device.rapids_problem(local_gpus(), host=platform.node(), local=True,
+                                        on_workers=bool(m & Mode.DASK))
+        if problem:
+            return f"mode {int(m)} ({mode_string(m)}) needs a GPU for its rapids bit (cupy, cudf): {problem}"
     if m & Mode.CYTHON:
         if importlib.util.find_spec("Cython") is None:
             return f"mode {int(m)} ({mode_string(m)}) needs Cython: pip install cython, or turn cython off"
@@ -101,6 +112,21 @@ def unsupported_reason(mode: int) -> str | None:
             return (f"mode {int(m)} ({mode_string(m)}) needs a C compiler ('{cc}' not found): "
                     "install gcc (apt-get install build-essential) or turn cython off")
     return None
+
+
+_PROBE_TTL = 60.0
+_probe_cache: tuple[float, dict] | None = None
+
+
+def local_gpus(now: float | None = None) -> dict:
+    """This machine's GPU probe (:func:`switchyard.gpu_probe.probe`), run at most once a minute."""
+    global _probe_cache
+    from switchyard import gpu_probe
+
+    now = time.monotonic() if now is None else now
+    if _probe_cache is None or now - _probe_cache[0] > _PROBE_TTL:
+        _probe_cache = (now, gpu_probe.probe())
+    return _probe_cache[1]
 
 
 def check_supported(mode: int) -> Mode:
@@ -114,6 +140,23 @@ def _plural(n: int, word: str) -> str:
     if n == 1:
         return f"{n} {word}"
     return f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
+
+
+def execution(mode: int) -> device.BatchContext:
+    """What runs where in ``mode``: the process kind an item of a partition runs in, whether the
+    app's worker modules are compiled, its array module and dataframe module."""
+    m = Mode(int(mode))
+    process = device.POOL_CHILD if m & Mode.POOL else device.DASK_WORKER if m & Mode.DASK else device.DRIVER
+    rapids = bool(m & Mode.RAPIDS)
+    # cudf.pandas is turned on by the rapids boot preload of Dask workers only: the driver (and a
+    # pool's processes) imported pandas before any batch, so their pandas stays pandas.
+    frames = "cudf.pandas" if rapids and process == device.DASK_WORKER else "pandas"
+    return device.BatchContext(rapids=rapids, process=process, array_module="cupy" if rapids else "numpy",
+                               dataframe_module=frames)
+
+
+def is_compiled(mode: int) -> bool:
+    return bool(Mode(int(mode)) & Mode.CYTHON)
 
 
 def mode_hint(mode: int, *, partitions: int | None, workers: dict[str, int], pool_size: int = 2) -> str:
@@ -137,7 +180,17 @@ def mode_hint(mode: int, *, partitions: int | None, workers: dict[str, int], poo
     if m & Mode.CYTHON:
         extras.append("the app's worker code runs compiled with Cython")
     if m & Mode.RAPIDS:
-        extras.append("dataframes use the GPU (cudf)")
+        ctx = execution(m)
+        if m & Mode.DASK:
+            extras.append("one worker process per GPU (pinned with CUDA_VISIBLE_DEVICES)")
+        in_ = {device.DRIVER: "the driver process", device.DASK_WORKER: "each worker",
+               device.POOL_CHILD: "the pool's processes"}[ctx.process]
+        extras.append(f"arrays on the GPU with CuPy in {in_}")
+        if ctx.dataframe_module == "cudf.pandas":
+            extras.append("pandas calls run through cudf.pandas (cuDF on the GPU, CPU fallback per call)")
+        else:
+            extras.append(f"pandas stays on the CPU in {in_} (cudf.pandas runs on Dask workers only, "
+                          "modes 12 and 14)")
     if not extras and not m & Mode.DASK:
         extras.append("no parallelism")
     return head + body + ("; " + "; ".join(extras) if extras else "") + "."

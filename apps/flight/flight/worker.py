@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from switchyard import device
 from switchyard.workspace import atomic_write_bytes
 
 COLUMNS = ["aircraft", "flight_id", "timestamp", "latitude", "longitude", "altitude_m"]
@@ -191,13 +192,17 @@ def ensure_file(path, rows_per_file, aircraft, seed):
 
 # segments ---------------------------------------------------------------------
 
-def haversine_km(lat1, lon1, lat2, lon2):
-    """Great-circle distance in km between points given in degrees (scalars or arrays)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=np.float64))
+def haversine_km(lat1, lon1, lat2, lon2, xp=np):
+    """Great-circle distance in km between points given in degrees (scalars or arrays).
+
+    ``xp`` is the array module that computes it (NumPy, or CuPy on the GPU in a rapids
+    batch); the result is an array of that module.
+    """
+    lat1, lon1, lat2, lon2 = (xp.radians(xp.asarray(v, dtype=xp.float64))
                               for v in (lat1, lon1, lat2, lon2))
-    a = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    a = (xp.sin((lat2 - lat1) / 2) ** 2
+         + xp.cos(lat1) * xp.cos(lat2) * xp.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * xp.arcsin(xp.sqrt(xp.minimum(a, 1.0)))
 
 
 def read_rows(path, start, stop):
@@ -220,24 +225,30 @@ def segments(frame):
     """Add ``segment_km`` and ``speed_kmh``: from the previous point of the same flight to this one.
 
     A flight's first point (and a chunk's first row, whose predecessor is in
-    another chunk) has no incoming segment: NaN.
+    another chunk) has no incoming segment: NaN. The numbers are computed with the
+    batch's array module (CuPy on the GPU with the rapids bit, else NumPy).
     """
-    lat = frame["latitude"].to_numpy()
-    lon = frame["longitude"].to_numpy()
-    ts = frame["timestamp"].to_numpy()
-    flight_ids = frame["flight_id"].to_numpy()
-    same_flight = np.zeros(len(frame), dtype=bool)
-    same_flight[1:] = flight_ids[1:] == flight_ids[:-1]
-    km = np.full(len(frame), np.nan)
-    km[1:] = haversine_km(lat[:-1], lon[:-1], lat[1:], lon[1:])
-    km[~same_flight] = np.nan
-    seconds = np.full(len(frame), np.nan)
-    seconds[1:] = np.diff(ts).astype(np.float64)
-    seconds[seconds <= 0] = np.nan
+    segment_km, speed_kmh = segment_arrays(
+        frame["latitude"].to_numpy(), frame["longitude"].to_numpy(), frame["timestamp"].to_numpy(),
+        frame["flight_id"].to_numpy(), device.array_module())
     out = frame.copy()
-    out["segment_km"] = km
-    out["speed_kmh"] = km / seconds * 3600.0
+    out["segment_km"] = segment_km
+    out["speed_kmh"] = speed_kmh
     return out
+
+
+def segment_arrays(lat, lon, ts, flight_ids, xp=np):
+    """(km, km/h) of each point's incoming segment as NumPy arrays, computed with ``xp``."""
+    same_flight = np.zeros(len(lat), dtype=bool)
+    same_flight[1:] = flight_ids[1:] == flight_ids[:-1]  # strings: compared on the CPU
+    lat, lon = xp.asarray(lat, dtype=xp.float64), xp.asarray(lon, dtype=xp.float64)
+    km = xp.full(len(lat), xp.nan)
+    km[1:] = haversine_km(lat[:-1], lon[:-1], lat[1:], lon[1:], xp)
+    km[~xp.asarray(same_flight)] = xp.nan
+    seconds = xp.full(len(lat), xp.nan)
+    seconds[1:] = xp.diff(xp.asarray(ts)).astype(xp.float64)
+    seconds[seconds <= 0] = xp.nan
+    return device.to_numpy(km), device.to_numpy(km / seconds * 3600.0)
 
 
 def chunk_segments(data_dir, rows_per_file, aircraft, seed, item):

@@ -19,8 +19,8 @@ from switchyard.cluster import tls
 from switchyard.cluster.addresses import answers, port_is_free, split_address
 from switchyard.cluster.hosts import Hosts
 from switchyard.cluster.procs import Process, close_all, start_all, states_of
-from switchyard.cluster.spec import (SCHEDULER, WORKER_ENV, ClusterSpec, Instructions, Running, reconcile,
-                                     scheduler_argv, worker_argv)
+from switchyard.cluster.spec import (SCHEDULER, ClusterSpec, Instructions, Running, reconcile, scheduler_argv,
+                                     worker_argv, worker_env)
 from switchyard.exceptions import ClusterError
 from switchyard.logs import last_lines
 
@@ -194,7 +194,7 @@ class Deployment:
     # ------------------------------------------------------------------------- starting
     def _launch(self, host: str, argv: list[str], name: str) -> dict:
         where = self.spec.hosts[host]
-        env = dict(where.env) if name == SCHEDULER else {**WORKER_ENV, **where.env}
+        env = dict(where.env) if name == SCHEDULER else worker_env(self.spec, host, name)
         return {"argv": argv, "cwd": where.folder, "log": f"{where.folder}/{name}.log", "env": env,
                 "unset": list(where.unset), "inherit": where.inherit_env,
                 "path_first": where.python.rsplit("/", 1)[0] if "/" in where.python else ""}

@@ -281,7 +281,10 @@ def is_current(app_env: AppEnv, cython: bool) -> bool:
     if not env_python(app_env).exists():
         return False
     stamp = _read_stamp(directory)
-    env_digest = _env_digest(app_env, installed_versions())
+    versions = installed_versions()
+    if stamp.get("rapids") is not None:  # a rapids env stays one until INSTALL says otherwise
+        versions = _with_rapids(versions, int(stamp["rapids"]))
+    env_digest = _env_digest(app_env, versions)
     if stamp.get("env") != env_digest:
         return False
     return not cython or stamp.get("cython") == _cython_digest(app_env, env_digest)
@@ -308,6 +311,7 @@ def install_local(
     on_line: Callable[[str], None] | None = None,
     force: bool = False,
     check: bool = False,
+    rapids_cuda: int | None = None,
 ) -> InstallResult:
     """Create or update the app's worker environment on this machine.
 
@@ -321,6 +325,8 @@ def install_local(
         on_line: Called with every output line (uv, Cython, compiler) as it is printed.
         force: Rebuild from scratch even if the environment is current.
         check: Raise InstallError instead of returning ``ok=False``.
+        rapids_cuda: The host's CUDA major for the rapids bit: CuPy and cuDF for it are added
+            and pandas is pinned to what cuDF supports (:func:`rapids_pins`).
 
     Returns:
         An InstallResult; ``ok`` is False when the app does not load in the environment.
@@ -339,6 +345,9 @@ def install_local(
         sink(f"=== {stamp_at} install '{app_env.app}' (cython={cython}, force={force}) "
              f"into {directory} with {sys.executable}")
         versions = installed_versions()
+        if rapids_cuda is not None:
+            sink(rapids_pins(versions, rapids_cuda)[2])
+            versions = _with_rapids(versions, rapids_cuda)
         env_digest = _env_digest(app_env, versions)
         cython_digest = _cython_digest(app_env, env_digest) if cython else None
         stamp = _read_stamp(directory)
@@ -380,6 +389,7 @@ def install_local(
                 "schema": STAMP_SCHEMA,
                 "env": env_digest,
                 "cython": cython_digest if cython else keep_cython,
+                "rapids": rapids_cuda,
                 "python": sys.version,
                 "written": stamp_at,
             })
@@ -425,7 +435,23 @@ def _site_packages(directory: Path) -> Path:
     return directory / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 
 
+def rapids_pins(versions: dict[str, str], cuda_major: int) -> tuple[dict[str, str], list[str], str]:
+    """(pins without pandas, the rapids packages, what to say) for a rapids env on CUDA ``cuda_major``."""
+    from switchyard.device import rapids_requirements
+
+    extra, note = rapids_requirements(cuda_major, versions.get("pandas"))
+    return {k: v for k, v in versions.items() if k != "pandas"}, extra, note
+
+
+def _with_rapids(versions: dict[str, str], cuda_major: int) -> dict[str, str]:
+    """The pins of a rapids env, its packages under ``+rapids`` (so they are in its digest)."""
+    pins, extra, _ = rapids_pins(versions, cuda_major)
+    return {**pins, "+rapids": " ".join(extra)}
+
+
 def _build_env(app_env: AppEnv, versions: dict[str, str], sink: LineSink, fresh: bool) -> None:
+    versions = dict(versions)
+    extra = versions.pop("+rapids", "").split()  # the rapids packages (rapids_pins), not a pin
     directory = env_dir(app_env)
     uv = uv_bin()
     if fresh or not _venv_matches(directory):
@@ -441,7 +467,7 @@ def _build_env(app_env: AppEnv, versions: dict[str, str], sink: LineSink, fresh:
         "# versions of the driver's interpreter: workers must match them\n"
         + "".join(f"{name}=={version}\n" for name, version in versions.items()),
     )
-    requirements = engine_requirements(versions) + app_requirements(app_env)
+    requirements = engine_requirements(versions) + app_requirements(app_env) + extra
     code, keep = _run([uv, "pip", "install", "--python", directory / "bin" / "python",
                        "-c", constraints, *requirements], sink, "[uv] ")
     if code != 0:

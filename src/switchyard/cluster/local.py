@@ -70,6 +70,8 @@ class LocalCluster:
             is paid before the first task instead of inside it.
         home: The workspace whose certificates the processes present (default: the
             current workspace); every connection is mutual TLS.
+        rapids: Workers for the rapids bit (``ClusterSpec.rapids``): each pinned to its own GPU,
+            ``cudf.pandas`` turned on before the app's preload.
 
     Attributes:
         address: The scheduler's address (``tls://127.0.0.1:<port>``) once started.
@@ -91,8 +93,10 @@ class LocalCluster:
         join_timeout: float = 60,
         preload: tuple[str, ...] = (),
         home: Path | str | None = None,
+        rapids: bool = False,
     ):
         self.python = Path(python)
+        self.rapids = rapids  # one worker per GPU, cudf.pandas on (ClusterSpec.rapids)
         self.home = Path(home) if home is not None else workspace.home()
         self.preload = tuple(preload)
         self.workers = dict(workers)
@@ -143,7 +147,7 @@ class LocalCluster:
         return ClusterSpec(scheduler=f"[{self.scheduler_host}]:{self.requested_port}"
                            if ":" in self.scheduler_host else f"{self.scheduler_host}:{self.requested_port}",
                            workers=self.workers, hosts={h: where for h in {*self.workers, self.scheduler_host}},
-                           preload=self.preload)
+                           preload=self.preload, rapids=self.rapids)
 
     # lifecycle --------------------------------------------------------------
     def start(self) -> str:

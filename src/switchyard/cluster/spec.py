@@ -62,6 +62,8 @@ class ClusterSpec:
         nthreads: Threads per worker.
         dashboard: Serve the dashboard; None means when bokeh is importable by the
             scheduler's python.
+        rapids: Workers for the rapids bit: one per GPU of its host (``CUDA_VISIBLE_DEVICES``
+            pins worker ``<host>-<i>`` to GPU ``i``), ``cudf.pandas`` on before the app's preload.
     """
 
     scheduler: str
@@ -72,6 +74,7 @@ class ClusterSpec:
     death_timeout: float = 60
     nthreads: int = 1
     dashboard: bool | None = None
+    rapids: bool = False
 
     @property
     def scheduler_host(self) -> str:
@@ -109,7 +112,27 @@ def worker_argv(spec: ClusterSpec, host: str, name: str, address: str) -> list[s
             "--nthreads", str(spec.nthreads), "--nworkers", "1", "--host", where.bind, "--no-dashboard",
             "--local-directory", f"{where.folder}/{name}", "--death-timeout", f"{spec.death_timeout:g}",
             *(where.tls.argv() if where.tls else []),
-            *[arg for module in spec.preload for arg in ("--preload", module)]]
+            *(["--resources", "GPU=1"] if spec.rapids else []),
+            *[arg for module in worker_preload(spec) for arg in ("--preload", module)]]
+
+
+# The rapids boot preload turns cudf.pandas on; it must come before anything imports pandas.
+RAPIDS_PRELOAD = "switchyard.rapids_boot"
+
+
+def worker_preload(spec: ClusterSpec) -> list[str]:
+    """The modules a worker preloads, in order: the rapids boot first, then the app."""
+    return ([RAPIDS_PRELOAD] if spec.rapids else []) + [m for m in spec.preload if m != RAPIDS_PRELOAD]
+
+
+def worker_env(spec: ClusterSpec, host: str, name: str) -> dict[str, str]:
+    """The variables worker ``name`` on ``host`` gets over its host's: a rapids worker is pinned
+    to its own GPU, the i-th worker of a host to GPU i."""
+    env = {**WORKER_ENV, **spec.hosts[host].env}
+    if spec.rapids:
+        names = [n for h, n in spec.slots if h == host]
+        env["CUDA_VISIBLE_DEVICES"] = str(names.index(name)) if name in names else "0"
+    return env
 
 
 # ----------------------------------------------------------------------------- processes

@@ -39,6 +39,8 @@ def benchmark_sync(app_env: AppEnv, modes_enabled: int | str | None = None, sche
         timing = _timing(res.run_dir)
         rows.append({"mode": int(mode), "mode_string": mode_string(mode), "status": res.status,
                      "seconds": res.seconds, "execution_seconds": timing.get("execution_seconds"),
+                     # what the batches computed on, from the worker-side probe: device -> batches
+                     "devices": timing.get("devices") or {},
                      "orchestration_id": res.orchestration_id})
     ok = [r for r in rows if r["status"] == "completed"]
     fastest = min(ok, key=lambda r: r["seconds"])["mode"] if ok else None

@@ -28,6 +28,13 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
     reason = unsupported_reason(req.modes & Mode.CYTHON)
     if reason:
         raise ModeError(reason)
+    rapids_cuda = None
+    if req.modes.uses_rapids:  # a GPU on every host that runs batches; the packages come with the install
+        from switchyard.runs.submit import check_rapids
+
+        probes = check_rapids(app_env, req.modes, dict(req.workers), "INSTALL", on_line or _print,
+                              need_packages=False)
+        rapids_cuda = next((p.get("cuda_major") for h, p in probes.items() if is_local_host(h)), None)
     scheduler_host = split_address(req.scheduler)[0]
     hosts = list(req.workers) + ([] if scheduler_runs_here(scheduler_host) or scheduler_host in req.workers
                                  else [scheduler_host])
@@ -38,7 +45,7 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
 
         return install_everywhere(app_env, load_settings(app_env.settings_path).cluster, hosts, cython=cython,
                                   force=force, on_line=on_line or _print)
-    result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force)
+    result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force, rapids_cuda=rapids_cuda)
     if not result.ok:
         raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
     return result

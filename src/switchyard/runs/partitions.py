@@ -21,6 +21,7 @@ import pickle
 import secrets
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,8 @@ class Job:
         opts = dict(req.options)
         return Job(
             spec=BatchSpec(app=req.app, app_dir=str(app_env.app_dir), args=dict(req.args),
-                           data_dir=str(data_dir(app_env)), pool_size=req.pool_size),
+                           data_dir=str(data_dir(app_env)), pool_size=req.pool_size,
+                           rapids=bool(int(req.mode or 0) & 8)),
             partitions=[Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ())
                         for _, name, weight, payload, _ in rows],
             slot_of=[planned or "" for *_, planned in rows],
@@ -124,6 +126,7 @@ class AppPartitions:
         self._total = 0
         self._observer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observe")
         self._observing: Any = None
+        self.devices: dict[int, str] = {}  # batch -> the device it completed on (worker-side probe)
 
     # what the source reads from its driver
     store = property(lambda self: self.driver.store)
@@ -175,7 +178,8 @@ class AppPartitions:
                                         scheduler_address=private,
                                         env=child_environ(os.environ, declared_names(
                                             Path(job.spec.app_dir) / "app_settings.toml")),
-                                        on_line=self.driver.cluster_line, preload=(job.spec.app,))
+                                        on_line=self.driver.cluster_line, preload=(job.spec.app,),
+                                        rapids=job.spec.rapids)
             address = self.cluster.start()
             launcher.record_cluster(self.run_dir, self.cluster.pids, address)
         self.log.write(f"driver: connecting to the Dask scheduler at {address}")
@@ -407,8 +411,11 @@ class AppPartitions:
             write_checkpoint(path, out.result)
             todo.pop(i, None)
             rec.update(status=BatchStatus.COMPLETED.value, output_path=str(path))
+            device = getattr(out, "device", "")
+            if device:
+                self.devices[i] = device
             self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} completed on {out.worker} "
-                           f"in {out.ended_at - out.started_at:.2f} s")
+                           f"in {out.ended_at - out.started_at:.2f} s" + (f" ({device})" if device else ""))
             return rec
         for line in (out.traceback or "").rstrip().splitlines():
             self.log.write(f"[{out.worker}] {line}")
@@ -465,6 +472,7 @@ class AppPartitions:
 
     def _write_timing(self, setup: float, execution: float, total: float) -> None:
         atomic_write_bytes(self.run_dir / "timing.json", json.dumps(
-            {"setup_seconds": setup, "execution_seconds": execution, "seconds": total}).encode())
+            {"setup_seconds": setup, "execution_seconds": execution, "seconds": total,
+             "devices": dict(Counter(self.devices.values()))}).encode())
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from switchyard.app import AppEnv
 from switchyard.exceptions import InstallError, InvalidTransition
-from switchyard.modes import check_supported, mode_string
+from switchyard.modes import Mode, check_supported, mode_string
 from switchyard.runs.request import Resolved, RunRequest, resolve
 
 Line = Callable[[str], None]
@@ -74,6 +74,18 @@ def ensure_env(app_env: AppEnv, cython: bool, on_line: Line) -> bool:
     if not result.ok:
         raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
     return True
+
+
+def check_rapids(app_env: AppEnv, mode: int, workers: dict[str, int], action: str, on_line: Line,
+                 need_packages: bool = True) -> dict[str, dict]:
+    """Refuse a rapids mode unless the GPU probe passes on every host that runs its batches
+    (remote worker hosts over SSH, with the settings' access); host -> probe."""
+    from switchyard.cluster.gpus import check_hosts
+    from switchyard.settings import load_settings
+
+    cluster = load_settings(app_env.settings_path).cluster
+    return check_hosts(app_env, mode, workers, cluster, action=action, need_packages=need_packages,
+                       on_line=on_line)
 
 
 # --- the work plan -------------------------------------------------------------------------------
@@ -203,7 +215,9 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
     res = resolve(app_env, mode=mode, scheduler=scheduler, workers=workers, args=args,
                   max_attempts=max_attempts, max_inflight=max_inflight, origin=origin,
                   options=dict(request.options) if request is not None else None)
-    check_supported(res.mode)
+    check_supported(res.mode & ~Mode.RAPIDS)  # the rapids bit is checked on each host that runs batches
+    if res.mode.uses_rapids:
+        check_rapids(app_env, res.mode, dict(res.request.workers), "RUN", on_line)
     res.request = _place(app_env, res.request, on_line)
     installed = ensure_env(app_env, res.mode.uses_cython, on_line)
     app = res.new_app()

@@ -26,7 +26,7 @@ from typing import Any
 from switchyard.app import App, Partition
 
 _apps: dict[tuple, App] = {}
-_pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
+_pools: dict[tuple[str, int, bool], ProcessPoolExecutor] = {}
 _lock = threading.Lock()
 
 
@@ -39,6 +39,7 @@ class BatchSpec:
     args: dict
     data_dir: str
     pool_size: int = 0  # 0: no pool
+    rapids: bool = False  # the rapids bit: the batch computes with CuPy (switchyard.device)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class BatchOutcome:
     started_at: float
     ended_at: float
     output: str
+    device: str = ""  # what the batch computed on, from the process that ran it ("CPU (...)", "GPU 0: ...")
 
 
 def worker_name() -> str:
@@ -90,21 +92,26 @@ def _app_instance(spec: BatchSpec) -> App:
         return app
 
 
-def _add_path(path: str) -> None:
+def _pool_child(path: str, rapids: bool) -> None:
+    # Appended, not first: in cython mode the compiled build (first on PYTHONPATH) must keep
+    # shadowing the app's .py modules in the pool's processes too.
     if path not in sys.path:
-        sys.path.insert(0, path)
+        sys.path.append(path)
+    from switchyard import device
+
+    device.become_pool_child(rapids)
 
 
-def _pool(size: int, app_dir: str) -> ProcessPoolExecutor:
+def _pool(size: int, app_dir: str, rapids: bool = False) -> ProcessPoolExecutor:
     with _lock:
-        pool = _pools.get((app_dir, size))
+        pool = _pools.get((app_dir, size, rapids))
         if pool is None:
             # forkserver: workers of a threaded process (Dask) must not fork it directly;
             # its children start with the server's sys.path, so each app gets its own pool
             ctx = multiprocessing.get_context("forkserver")
-            pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_add_path,
-                                       initargs=(app_dir,))
-            _pools[(app_dir, size)] = pool
+            pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_pool_child,
+                                       initargs=(app_dir, rapids))
+            _pools[(app_dir, size, rapids)] = pool
             if len(_pools) == 1:
                 atexit.register(shutdown)
         return pool
@@ -114,19 +121,28 @@ def run_batch(spec: BatchSpec, idx: int, partition: Partition) -> BatchOutcome:
     started = time.time()
     buf = io.StringIO()
     result = error = tb = None
+    device_name = ""
+    from switchyard import device
+
     try:
-        app = _app_instance(spec)
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            if spec.pool_size > 0 and len(partition.items) > 1:
-                pool = _pool(spec.pool_size, spec.app_dir)
-                result = app.work(partition, map_items=pool.map)
-            else:
-                result = app.work(partition)
+        ctx = device.make_context(spec.rapids)
+        device_name = device.device_label(ctx)
+        token = device.enter(ctx)
+        try:
+            app = _app_instance(spec)
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                if spec.pool_size > 0 and len(partition.items) > 1:
+                    pool = _pool(spec.pool_size, spec.app_dir, spec.rapids)
+                    result = app.work(partition, map_items=pool.map)
+                else:
+                    result = app.work(partition)
+        finally:
+            device.leave(token)
     except BaseException as e:  # the app's own failure: report it, never kill the worker
         error = f"{type(e).__name__}: {e}"
         tb = traceback.format_exc()
     return BatchOutcome(idx=idx, result=result, error=error, traceback=tb, worker=worker_name(),
-                        started_at=started, ended_at=time.time(), output=buf.getvalue())
+                        started_at=started, ended_at=time.time(), output=buf.getvalue(), device=device_name)
 
 
 def shutdown() -> None:

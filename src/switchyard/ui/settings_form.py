@@ -18,7 +18,8 @@ TOGGLE_HELP = {
     "pool": "mode bit 1: a worker runs a partition's items in a process pool",
     "cython": "mode bit 2: compile the app's worker module with Cython",
     "dask": "mode bit 4: run partitions on Dask workers (otherwise one after another in one process)",
-    "rapids": "mode bit 8: GPU dataframes (needs RAPIDS cudf)",
+    "rapids": "mode bit 8: arrays on the GPU with CuPy; on Dask workers (one per GPU) pandas through "
+              "cudf.pandas; needs an NVIDIA GPU on every host that runs batches",
 }
 
 
@@ -51,6 +52,29 @@ def workers_from_rows(rows: list[dict[str, Any]]) -> dict[str, int]:
             count = count.item()  # numpy scalars from the data editor
         out[host] = count
     return check_workers(out, "workers table")
+
+
+def _gpu_check(app_env: AppEnv, mode: int, workers: dict[str, int], cluster) -> None:
+    """Next to the rapids toggle: the GPU probe of each host that runs batches, on request
+    (remote hosts are asked over SSH, which takes a moment)."""
+    from switchyard.cluster.gpus import problems, probe_hosts
+
+    on_workers = bool(mode & 4)
+    hosts = list(workers) if on_workers else ["127.0.0.1"]
+    with st.container(key="rapids-check"):
+        left, right = st.columns([1, 4], vertical_alignment="center")
+        right.caption("GPU check of " + (f"the worker hosts {', '.join(hosts)}" if on_workers
+                                         else "this machine (modes 8-11 run in the driver)")
+                      + ": the same probe INSTALL and RUN run (nvidia-smi, CuPy's device query)")
+        if left.button("Check GPUs", key=f"gpu-check-{app_env.app}"):
+            probes = probe_hosts(app_env, hosts, cluster)
+            found = problems(probes, workers if on_workers else {}, on_workers, need_packages=True)
+            for line in found:
+                st.error(line)
+            for host, p in probes.items():
+                if p.get("gpus"):
+                    st.success(f"host '{host}': " + ", ".join(f"GPU {g['index']}: {g['name']}" for g in p["gpus"])
+                               + f" (driver {p.get('driver')}, CUDA {p.get('cuda')})")
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -89,6 +113,8 @@ def render(app_env: AppEnv, settings: AppSettings, partitions: int | None) -> No
     reason = unsupported_reason(int(mode))
     if reason:
         st.warning(f"Mode {int(mode)} (`{mode_string(int(mode))}`) cannot run on this machine: {reason}")
+    if flags["rapids"]:
+        _gpu_check(app_env, int(mode), workers, c)
     if workers_problem is not None:
         show_error(workers_problem, "Correct the workers table; nothing was saved.")
     changes = {name: flags[name] for name in MODE_KEYS if flags[name] != getattr(c, name)}
