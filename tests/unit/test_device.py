@@ -103,3 +103,33 @@ def test_a_rapids_environment_drops_the_cpu_pandas_pin_and_says_so():
     assert pins == {"numpy": "2.4.6", "dask": "2026.8.0"}
     assert extra == ["cupy-cuda12x", "cudf-cu12", f"pandas{device.CUDF_PANDAS}"]
     assert "not the CPU environment's pandas 3.1.1" in note
+
+
+def test_a_cluster_without_gpu_workers_is_refused_for_a_rapids_run(workspace):
+    """A real scheduler with one plain worker and one advertising a GPU, as rapids workers do."""
+    from distributed import LocalCluster, Worker
+
+    from switchyard.cluster.gpus import check_cluster_gpus
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0", threads_per_worker=1) as cluster:
+        fix = "stop it (switchyard cluster down flight), or turn rapids off"
+        with pytest.raises(ModeError) as e:
+            check_cluster_gpus(cluster.scheduler_address, "the warm cluster of 'flight'", fix)
+        msg = str(e.value)
+        assert msg.startswith("RUN refused: the rapids bit needs GPU workers, and the warm cluster of 'flight' "
+                              f"at {cluster.scheduler_address} has 1 of 1 workers without a GPU (")
+        assert msg.endswith(fix)
+
+        async def gpu_worker():
+            return await Worker(cluster.scheduler_address, name="gpu-0", resources={"GPU": 1}, nthreads=1)
+
+        worker = cluster.sync(gpu_worker)
+        try:
+            with pytest.raises(ModeError) as e:
+                check_cluster_gpus(cluster.scheduler_address, "the running Dask scheduler", "fix it")
+            assert "1 of 2 workers without a GPU" in str(e.value) and "gpu-0" not in str(e.value)
+            cluster.scale(0)
+            cluster.sync(cluster._correct_state)
+            check_cluster_gpus(cluster.scheduler_address, "the running Dask scheduler", "fix it")  # GPU only
+        finally:
+            cluster.sync(worker.close)

@@ -123,3 +123,23 @@ def check_hosts(app_env: AppEnv, mode: int, workers: dict[str, int], cluster=Non
             gpus = ", ".join(f"{g['index']}: {g['name']}" for g in p.get("gpus", []))
             on_line(f"rapids: host '{host}': CUDA {p.get('cuda')}, driver {p.get('driver')}, GPUs {gpus}")
     return probes
+
+
+def check_cluster_gpus(address: str, what: str, fix: str, action: str = "RUN") -> None:
+    """Refuse a rapids run on a cluster it did not start (a warm cluster, a running scheduler)
+    unless every worker there offers a GPU (``--resources GPU=1``, as rapids workers do).
+
+    Raises:
+        ModeError: naming the cluster, the workers without a GPU and ``fix``.
+    """
+    from switchyard.cluster.deployment import scheduler_info
+
+    workers = scheduler_info(address).get("workers", {})
+    without = sorted(str(w.get("name") or a) for a, w in workers.items()
+                     if not (w.get("resources") or {}).get("GPU"))
+    if without or not workers:
+        shown = ", ".join(without[:5]) + (" ..." if len(without) > 5 else "")
+        raise ModeError(f"{action} refused: the rapids bit needs GPU workers, and {what} at {address} has "
+                        + (f"{len(without)} of {len(workers)} workers without a GPU ({shown})" if workers
+                           else "no workers")
+                        + f": {fix}")

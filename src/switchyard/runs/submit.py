@@ -88,6 +88,21 @@ def check_rapids(app_env: AppEnv, mode: int, workers: dict[str, int], action: st
                        on_line=on_line)
 
 
+def _check_cluster_gpus(app_env: AppEnv, address: str) -> None:
+    """A rapids run on a cluster it did not start: every worker there must have a GPU."""
+    from switchyard.cluster.gpus import check_cluster_gpus
+    from switchyard.cluster.record import read_record
+
+    record = read_record(app_env)
+    if record is not None and record.address.split("://")[-1] == address.split("://")[-1]:
+        check_cluster_gpus(address, f"the warm cluster of '{app_env.app}'",
+                           f"stop it (switchyard cluster down {app_env.app}) so the run starts its own GPU "
+                           "workers, or turn rapids off")
+    else:
+        check_cluster_gpus(address, "the running Dask scheduler",
+                           "start its workers with --resources GPU=1 (one per GPU), or turn rapids off")
+
+
 # --- the work plan -------------------------------------------------------------------------------
 
 def plan_path(app_env: AppEnv) -> Path:
@@ -219,6 +234,8 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
     if res.mode.uses_rapids:
         check_rapids(app_env, res.mode, dict(res.request.workers), "RUN", on_line)
     res.request = _place(app_env, res.request, on_line)
+    if res.mode.uses_rapids and res.mode.uses_dask and res.request.cluster == "existing":
+        _check_cluster_gpus(app_env, res.request.scheduler or "")
     installed = ensure_env(app_env, res.mode.uses_cython, on_line)
     app = res.new_app()
     app.prepare()
