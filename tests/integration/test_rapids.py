@@ -9,6 +9,7 @@ are held to what their hint (``modes.execution``) says.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -252,3 +253,26 @@ def test_bench_rapids_runs_its_cpu_path_and_reports_the_gpu_it_lacks(tmp_path):
         assert "comparison" not in doc
     else:
         assert doc["comparison"]["equal"], doc["comparison"]
+
+
+@pytest.mark.ssh
+@pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU: the refusal is for hosts without one")
+def test_a_remote_worker_host_is_probed_over_ssh_and_refused_by_name(probe_app, tmp_path):
+    """Mode 12 with a worker host reached over SSH (a real sshd on 127.0.0.2): the probe runs there."""
+    from switchyard.cluster.gpus import check_hosts, probe_hosts
+    from switchyard.settings import parse_settings
+
+    from .sshd import SSHServer, ssh_settings_toml
+
+    with SSHServer(tmp_path / "sshd", ["127.0.0.2"]) as server:
+        text = '[cluster]\ndask = true\n\n[cluster.workers]\n"127.0.0.2" = 1\n\n' + ssh_settings_toml(
+            server, {"127.0.0.2": tmp_path / "hostA"})
+        cluster = parse_settings(text, tmp_path / "app_settings.toml").cluster
+        probes = probe_hosts(probe_app, ["127.0.0.2"], cluster, installed=False)
+        assert probes["127.0.0.2"]["host"] == platform.node()  # the probe ran on the far side
+        assert probes["127.0.0.2"]["reason"].startswith("nvidia-smi not found")
+        with pytest.raises(ModeError) as e:
+            check_hosts(probe_app, 12, {"127.0.0.2": 1}, cluster, action="RUN")
+    msg = str(e.value)
+    assert msg.startswith("RUN refused: mode 12 needs a GPU for its rapids bit: host '127.0.0.2': nvidia-smi")
+    assert "(this machine)" not in msg and "\n" not in msg

@@ -52,6 +52,9 @@ async def probe_remote(cluster, host: str, python: str | None = None) -> dict:
     try:
         python = python or "python3"
         done = await remote.run([python, "-c", _SOURCE, "probe"], timeout=PROBE_TIMEOUT)
+        if done.code != 0 and python != "python3":  # the app is not installed there yet: the GPU still counts
+            python = "python3"
+            done = await remote.run([python, "-c", _SOURCE, "probe"], timeout=PROBE_TIMEOUT)
         return _parse(host, python, done.code, done.lines)
     finally:
         await remote.close()
