@@ -12,11 +12,12 @@ from switchyard.app import load_app, validate_args
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import plan_fingerprint
 from switchyard.settings import check_workers, load_settings
-from switchyard.ui import (args_form, cluster_panel, data_panel, install_panel, plan_view, run_panel, service,
-                           settings_form)
+from switchyard.ui import (args_form, cluster_panel, data_panel, install_panel, new_app, plan_view, run_panel,
+                           service, settings_form)
 from switchyard.ui.common import app_picker, section, show_app_failure, show_error
 
 app_env = app_picker()
+new_app.render()
 st.title("Orchestrate")
 if app_env is None:
     st.stop()

@@ -54,3 +54,18 @@ def test_streamlit_config_hides_the_deploy_toolbar_and_tracebacks():
     client = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["client"]
     assert client["toolbarMode"] == "minimal" and client["showErrorDetails"] == "none"
     assert tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]["address"] == "127.0.0.1"
+
+
+def test_new_app_form_creates_the_app_or_says_why_not(apps_home):
+    apps, _ = apps_home
+    from .conftest import open_page
+
+    at = open_page()
+    [t for t in at.text_input if t.label == "Name"][0].input("flight")
+    [b for b in at.button if b.label == "CREATE"][0].click().run()
+    assert "taken" in "\n".join(e.value for e in at.error) and not (apps / ".flight").exists()
+    text = [t for t in at.text_input if t.label == "Name"][0]
+    text.input("demo_app")
+    [b for b in at.button if b.label == "CREATE"][0].click().run()
+    assert (apps / "demo_app" / "demo_app" / "__init__.py").is_file()
+    assert at.query_params["app"] in ("demo_app", ["demo_app"])
