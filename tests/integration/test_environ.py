@@ -1,7 +1,7 @@
 """What app and step code sees of the caller's environment (issue 14): the allow-list of
 switchyard.environ plus the app's declared names, never the caller's secrets. Checked from
 inside the code itself: batches in mode 0 (in the driver), mode 4 on a per-run local cluster
-and on a warm cluster, and a pipeline step."""
+and on a warm cluster, and a pipeline step on the warm cluster's workers."""
 
 from __future__ import annotations
 
@@ -111,7 +111,9 @@ def test_batches_and_steps_never_see_the_callers_secrets(probe):
     assert up.returncode == 0, up.stderr[-2000:]
     for environ in seen_by_batches(app_env, env, "--mode", "4", on="using the warm cluster of 'envprobe'"):
         assert_clean(environ, "mode 4 batch on the warm cluster")
-    step = cli("pipeline", "run", "envprobe", "--json", app_env=app_env, env=env)
+    # The step runs on the warm cluster's workers (no cluster of its own to start).
+    address = json.loads(up.stdout)["address"]
+    step = cli("pipeline", "run", "envprobe", "--scheduler", address, "--json", app_env=app_env, env=env)
     assert step.returncode == 0, step.stderr[-2000:] + step.stdout[-2000:]
     oid = json.loads(step.stdout)["orchestration_id"]
     [seen] = (app_env.home / "runs" / oid).rglob("environ.json")
