@@ -3,8 +3,9 @@
 ``up`` starts (or completes) the app's warm cluster and waits until every worker joined;
 ``status`` lists workers per host with memory and tasks and the dashboard link; ``down``
 stops every process; ``rotate-certs`` makes a new workspace cluster certificate (mutual
-TLS) and says which cluster must restart (``--restart`` does it); ``trust`` records the
-SSH host keys of the app's remote hosts in known_hosts after printing their fingerprints. With ``--json`` each prints one JSON object.
+TLS) and says which cluster must restart (``--restart`` does it); ``trust HOST
+--fingerprint SHA256:...`` records one remote host's SSH key in known_hosts only when the
+host presents the fingerprint the operator confirmed. With ``--json`` each prints one JSON object.
 
 ``--ask-password`` asks once for the SSH password of the remote hosts; it is kept in
 memory for this command only.
