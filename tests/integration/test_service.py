@@ -192,12 +192,15 @@ def jobs_reach_the_new_loop(env: AppEnv, slot: str) -> None:
     assert slot in {r["slot"] for r in out["results"]}, [r["slot"] for r in out["results"]]
 
 
-def test_watcher_restarts_a_killed_loop_by_itself_and_holds_a_crash_loop(service):
-    started = serve_sync(service, "start", heartbeat_timeout=TIMEOUT)  # runs already: starts its watcher if missing
+def test_watcher_restarts_a_killed_loop_by_itself_and_holds_a_crash_loop(service, monkeypatch):
+    watcher.stop_running(service)  # (test_stop_ends_the_loops started one) a fresh one, with a secret around
+    monkeypatch.setenv("SWITCHYARD_SMTP_PASSWORD", "s3cret-of-the-caller")
+    started = serve_sync(service, "start", heartbeat_timeout=TIMEOUT)  # runs already: starts its watcher
     update_cluster(service.settings_path, service_health={"allow_idle": False, "max_unhealthy": 0,
                                                           "max_restart_rate": 0.25})
     lease = started["watcher"]
     assert lease["running"] and psutil.Process(lease["pid"]).is_running()
+    assert "SWITCHYARD_SMTP_PASSWORD" not in psutil.Process(lease["pid"]).environ()
     assert "watcher: running (pid" in summary(started)
     with pytest.raises(SwitchyardError, match="a watcher of 'tinyapp' already runs"):
         watcher.watch(service)  # one watcher per service: the lease

@@ -256,9 +256,11 @@ def start_detached(app_env: AppEnv, wait: float = 60.0) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "switchyard.service.watcher", app_env.app, "--apps-dir", str(app_env.apps_path),
             "--home", str(app_env.home)]
-    with open(path, "ab") as out:
+    from switchyard.environ import child_environ
+
+    with open(path, "ab") as out:  # a long-lived process: none of the caller's secrets
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=app_env.home, start_new_session=True)
+                                cwd=app_env.home, env=child_environ(), start_new_session=True)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         held = lease.live()
