@@ -161,12 +161,12 @@ def test_rapids_modes_are_refused_at_run_and_install_naming_the_host(probe_app):
         msg = str(e.value)
         assert "\n" not in msg
         # the driver's executor (8) and the Dask workers (12) both run on this machine here
-        assert msg.startswith(f"RUN refused: mode {mode} needs a GPU for its rapids bit: "
+        assert msg.startswith(f"RUN refused: mode {mode} needs a GPU for its rapids bit (cupy, cudf): "
                               "host '127.0.0.1' (this machine): nvidia-smi"), msg
         assert msg.endswith("or turn rapids off")
     with pytest.raises(ModeError) as e:
         install_sync(probe_app, modes_enabled=15, workers={"127.0.0.1": 1}, on_line=lambda s: None)
-    assert str(e.value).startswith("INSTALL refused: mode 15 needs a GPU for its rapids bit: "
+    assert str(e.value).startswith("INSTALL refused: mode 15 needs a GPU for its rapids bit (cupy, cudf): "
                                    "host '127.0.0.1' (this machine): nvidia-smi")
     assert (sorted(runs.iterdir()) if runs.exists() else []) == before  # nothing was started or recorded
 
@@ -274,5 +274,6 @@ def test_a_remote_worker_host_is_probed_over_ssh_and_refused_by_name(probe_app, 
         with pytest.raises(ModeError) as e:
             check_hosts(probe_app, 12, {"127.0.0.2": 1}, cluster, action="RUN")
     msg = str(e.value)
-    assert msg.startswith("RUN refused: mode 12 needs a GPU for its rapids bit: host '127.0.0.2': nvidia-smi")
+    assert msg.startswith("RUN refused: mode 12 needs a GPU for its rapids bit (cupy, cudf): "
+                          "host '127.0.0.2': nvidia-smi")
     assert "(this machine)" not in msg and "\n" not in msg

@@ -120,7 +120,8 @@ def check_hosts(app_env: AppEnv, mode: int, workers: dict[str, int], cluster=Non
     found = problems(probes, workers if on_workers else {}, on_workers, need_packages)
     if found:
         more = f" (and {len(found) - 1} more host{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
-        raise ModeError(f"{action} refused: mode {int(mode)} needs a GPU for its rapids bit: {found[0]}{more}")
+        raise ModeError(f"{action} refused: mode {int(mode)} needs a GPU for its rapids bit (cupy, cudf): "
+                        f"{found[0]}{more}")
     if on_line:
         for host, p in probes.items():
             gpus = ", ".join(f"{g['index']}: {g['name']}" for g in p.get("gpus", []))
