@@ -160,6 +160,23 @@ def tail(path: Path | str, n: int = 200) -> list[str]:
     return lines[-n:]
 
 
+def tail_bytes(path: Path | str, max_bytes: int = 64 * 1024) -> tuple[str, int, int]:
+    """At most the last ``max_bytes`` of a text file, from a line start: (text, bytes shown,
+    file size). ("", 0, 0) if it does not exist. A page shows this, never a whole log."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - int(max_bytes))
+            f.seek(start)
+            data = f.read(size - start)
+    except FileNotFoundError:
+        return "", 0, 0
+    if start > 0:  # drop the partial first line
+        cut = data.find(b"\n")
+        data = data[cut + 1:] if cut >= 0 else b""
+    return data.decode("utf-8", errors="replace"), len(data), size
+
+
 def follow(path: Path | str, offset: int = 0) -> tuple[list[str], int]:
     """Complete lines written to ``path`` since byte ``offset``, and the offset to poll from next.
 

@@ -57,6 +57,7 @@ def test_pages_filters_and_counts_come_from_sql(big):
     assert store.batch_counts(oid)["completed"] == N - N // 100
     assert store.worker_counts(oid) == {WORKERS[0]: {"completed": 50_000},  # dead ones are odd
                                         WORKERS[1]: {"completed": 49_000, "dead": 1000}}
+    assert store.workers(oid) == list(WORKERS)
     took = time.perf_counter() - t
     assert took < 2.0, took  # every read above is an index range or one aggregate
 
@@ -121,7 +122,7 @@ def test_a_version_2_store_gets_signatures_and_indexes(tmp_path):
         assert [(g["signature"], g["count"]) for g in store.error_groups("o2")] == [
             ("ValueError: row # is bad", 1)]
         indexes = {r[0] for r in store._read("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"batches_by_worker", "batches_by_signature", "batches_by_started"} <= indexes
+        assert {"batches_by_worker", "batches_by_signature", "batches_by_time"} <= indexes
 
 
 def test_the_api_and_the_cli_page_and_filter(big, monkeypatch, capsys):

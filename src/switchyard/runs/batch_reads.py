@@ -121,6 +121,14 @@ class BatchReads:
         where, params = filt.where(oid)
         return [r[0] for r in self._read(f"SELECT idx FROM batches WHERE {where} ORDER BY idx", params)]
 
+    def workers(self, oid: str) -> list[str]:
+        """The workers batches of ``oid`` ran on, sorted: one index seek per worker."""
+        rows = self._read(
+            "WITH RECURSIVE w(x) AS (SELECT MIN(worker) FROM batches WHERE orchestration_id = ? "
+            "UNION ALL SELECT (SELECT MIN(worker) FROM batches WHERE orchestration_id = ? AND worker > x) "
+            "FROM w WHERE x IS NOT NULL) SELECT x FROM w WHERE x IS NOT NULL", (oid, oid))
+        return [r[0] for r in rows]
+
     def worker_counts(self, oid: str) -> dict[str, dict[str, int]]:
         """Worker -> batch status -> count, over the batches that ran somewhere."""
         out: dict[str, dict[str, int]] = {}
@@ -157,15 +165,16 @@ class BatchReads:
         return int(n), t0, t1
 
     def busy_buckets(self, oid: str, buckets: int = 60, filt: BatchFilter | None = None,
-                     now: float | None = None) -> dict[str, Any]:
+                     now: float | None = None, span: tuple | None = None) -> dict[str, Any]:
         """Busy seconds per worker, time bucket and batch status over the run's span.
 
         Returns ``{"t0", "width", "buckets", "rows": [(worker, bucket, status, seconds,
         batches)]}``. A batch shorter than a bucket counts in the bucket it started in; a
         longer one is split over the buckets it covers (few: a worker runs one batch per
-        thread at a time, so at most threads x buckets of them are longer than a bucket)."""
+        thread at a time, so at most threads x buckets of them are longer than a bucket).
+        ``span`` is :meth:`batch_span` when the caller read it already."""
         now = _now(now)
-        n, t0, t1 = self.batch_span(oid, filt, now)
+        n, t0, t1 = span or self.batch_span(oid, filt, now)
         if not n or t0 is None:
             return {"t0": None, "width": 0.0, "buckets": 0, "rows": []}
         width = max((t1 - t0) / max(1, buckets), 1e-3)

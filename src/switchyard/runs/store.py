@@ -103,7 +103,9 @@ _ADDED_COLUMNS = (
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS batches_by_status_idx ON batches (orchestration_id, status, idx)",
     "CREATE INDEX IF NOT EXISTS batches_by_worker ON batches (orchestration_id, worker, idx)",
-    "CREATE INDEX IF NOT EXISTS batches_by_started ON batches (orchestration_id, started_at)",
+    # covering: the timeline's span and busy buckets read the index only
+    "CREATE INDEX IF NOT EXISTS batches_by_time ON batches "
+    "(orchestration_id, started_at, ended_at, worker, status)",
     "CREATE INDEX IF NOT EXISTS batches_by_signature ON batches (orchestration_id, error_signature)",
 )
 
@@ -410,12 +412,28 @@ class RunStore(Leases, BatchReads):
             )
         return [Batch.from_row(r) for r in rows]
 
-    def payloads(self, oid: str) -> builtins.list[tuple[int, str, float, bytes | None, str | None]]:
-        """(idx, name, weight, payload, planned worker) of every batch of ``oid``, in index order."""
+    def payloads(self, oid: str, idxs: Iterable[int] | None = None,
+                 ) -> builtins.list[tuple[int, str, float, bytes | None, str | None]]:
+        """(idx, name, weight, payload, planned worker) of every batch of ``oid`` (or of those
+        in ``idxs``: what a driver submits next), in index order."""
         self._require(oid)
-        rows = self._read("SELECT idx, name, weight, payload, planned_worker FROM batches "
-                          "WHERE orchestration_id = ? ORDER BY idx", (oid,))
+        sql = ("SELECT idx, name, weight, payload, planned_worker FROM batches "
+               "WHERE orchestration_id = ?")
+        if idxs is None:
+            rows = self._read(sql + " ORDER BY idx", (oid,))
+        else:
+            wanted = sorted({int(i) for i in idxs})
+            rows = []
+            for at in range(0, len(wanted), 500):  # below SQLite's bound-parameter limit
+                chunk = wanted[at:at + 500]
+                rows += self._read(sql + f" AND idx IN ({_marks(chunk)}) ORDER BY idx", (oid, *chunk))
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def batch_states(self, oid: str) -> builtins.list[tuple[int, str, int]]:
+        """(idx, status, attempts) of every batch: what a driver needs to start, without the rest."""
+        self._require(oid)
+        return [tuple(r) for r in self._read(
+            "SELECT idx, status, attempts FROM batches WHERE orchestration_id = ? ORDER BY idx", (oid,))]
 
     def batch_counts(self, oid: str) -> dict[str, int]:
         """Number of batches per batch status (every status present, zeros included)."""

@@ -10,17 +10,18 @@ import streamlit as st
 
 from switchyard import workspace
 from switchyard.exceptions import SwitchyardError
-from switchyard.logs import tail
 from switchyard.runs import control
-from switchyard.runs.state import Batch, Orchestration, Status, allowed_commands
+from switchyard.runs.state import Orchestration, Status, allowed_commands
 from switchyard.runs.store import RunStore
+from switchyard.ui import batch_views
+from switchyard.ui.batch_views import PLOT_COLORS, batch_frame, status_style, timeline_figure
 from switchyard.ui.common import show_error
 from switchyard.ui.status import badge_markdown, progress_bar, status_badge
 
+__all__ = ["PLOT_COLORS", "batch_frame", "detail", "list_frame", "open_store", "page", "timeline_figure"]
+
 QUERY_KEY = "orchestration"
 ALL_APPS = "all apps"
-PLOT_COLORS = {"blue": "#1c83e1", "green": "#21c354", "red": "#ff4b4b", "orange": "#ffa421",
-               "violet": "#803df5", "gray": "#a3a8b8"}
 BUTTONS = {"pause": ("Pause", ":material/pause:"), "resume": ("Resume", ":material/play_arrow:"),
            "retry": ("Retry", ":material/replay:"), "cancel": ("Cancel", ":material/cancel:")}
 
@@ -74,16 +75,10 @@ def orchestration_list(rows: list[dict]) -> None:
         st.info("No orchestrations yet: RUN an app on the Orchestrate page, or "
                 "`switchyard run <app> --detach`.")
         return
-    styled = list_frame(rows).style.map(_status_style, subset=["status"])
+    styled = list_frame(rows).style.map(status_style, subset=["status"])
     st.dataframe(styled, hide_index=True, width="stretch", key="orch-list",
                  column_config={"progress": st.column_config.ProgressColumn(
                      "progress", min_value=0.0, max_value=1.0, format="percent")})
-
-
-def _status_style(status: str) -> str:
-    from switchyard.ui.status import color_of
-
-    return f"color: {PLOT_COLORS[color_of(status)]}; font-weight: 600"
 
 
 def pick(rows: list[dict]) -> str | None:
@@ -104,40 +99,6 @@ def pick(rows: list[dict]) -> str | None:
 
 
 # -- detail --------------------------------------------------------------------------------------
-
-def batch_frame(batches: list[Batch]) -> pd.DataFrame:
-    """Per batch: status, worker, attempts, start, duration, error."""
-    return pd.DataFrame({
-        "batch": [b.idx for b in batches], "name": [b.name for b in batches],
-        "status": [b.status.value for b in batches], "worker": [b.worker or "" for b in batches],
-        "attempts": [b.attempts for b in batches], "start": [_when(b.started_at) for b in batches],
-        "seconds": [round(b.seconds, 2) if b.seconds is not None else None for b in batches],
-        "error": [b.error or "" for b in batches],
-    })
-
-
-def timeline_figure(batches: list[Batch], now: float | None = None):
-    """A Plotly timeline: one bar per batch attempt that started, one row per worker."""
-    import plotly.express as px
-
-    from switchyard.ui.status import color_of
-
-    now = time.time() if now is None else now
-    shown = [b for b in batches if b.started_at]
-    frame = pd.DataFrame({
-        "worker": [b.worker or "?" for b in shown],
-        "start": pd.to_datetime([b.started_at for b in shown], unit="s"),
-        "end": pd.to_datetime([b.ended_at or now for b in shown], unit="s"),
-        "batch": [b.name for b in shown], "status": [b.status.value for b in shown],
-    })
-    colors = {s: PLOT_COLORS[color_of(s)] for s in frame["status"].unique()}
-    fig = px.timeline(frame, x_start="start", x_end="end", y="worker", color="status",
-                      hover_name="batch", color_discrete_map=colors)
-    fig.update_yaxes(categoryorder="category ascending", title=None)
-    fig.update_layout(height=120 + 40 * max(1, frame["worker"].nunique()), margin=dict(t=20, b=20),
-                      legend_title_text="")
-    return fig
-
 
 def lifecycle_buttons(store: RunStore, o: Orchestration) -> None:
     """Pause, Resume, Retry and Cancel (with confirmation), only where the transition is legal."""
@@ -175,33 +136,14 @@ def _apply(store: RunStore, oid: str, command: str) -> None:
     st.rerun()  # the whole page: the refresh rate depends on what is live
 
 
-def dead_letter_panel(store: RunStore, o: Orchestration, dead: list[Batch]) -> None:
-    if not dead:
-        st.caption("No dead letters: every batch either completed or still has attempts left.")
-        return
-    st.dataframe(pd.DataFrame({"batch": [b.idx for b in dead], "name": [b.name for b in dead],
-                               "items": [b.items for b in dead], "attempts": [b.attempts for b in dead],
-                               "last error": [b.error or "" for b in dead]}),
-                 hide_index=True, width="stretch")
-    if st.button("Reprocess dead letters", icon=":material/replay:", key=f"orch-reprocess-{o.id}"):
-        try:
-            idxs = control.reprocess(store, o.id)
-        except SwitchyardError as e:
-            show_error(e)
-            return
-        st.toast(f"{len(idxs)} batches back to work")
-        st.rerun()
-
-
 def detail(store: RunStore, oid: str) -> None:
-    """Header, progress, counts, buttons, errors, then tabs: batches, timeline, dead letters, log."""
+    """Header, progress, counts, buttons, errors, then the tabs of :mod:`switchyard.ui.batch_views`."""
     try:
         o = store.get(oid)
     except SwitchyardError as e:
         show_error(e)
         return
-    counts = store.batch_counts(oid)
-    batches = store.batches(oid)
+    counts = store.batch_counts(oid)  # one aggregate: no page reads every batch row
     head = st.columns([1, 6], vertical_alignment="center")
     with head[0].container(key="orchestration-status"):
         status_badge(o.status)
@@ -209,7 +151,7 @@ def detail(store: RunStore, oid: str) -> None:
                     + (f" · took {o.seconds:.2f} s" if o.seconds is not None else ""))
     with st.container(key="orchestration-progress"):
         progress_bar(o.completed_batches, o.total_batches)
-    st.markdown("  ".join(f"{badge_markdown(k)} {v}" for k, v in counts.items() if v) or "no batches")
+    st.markdown("  ".join(f"{badge_markdown(k)} {v:,}" for k, v in counts.items() if v) or "no batches")
     # Keyed containers: what appears in them comes and goes without moving the tabs below.
     with st.container(key="orchestration-actions"):
         lifecycle_buttons(store, o)
@@ -219,37 +161,7 @@ def detail(store: RunStore, oid: str) -> None:
         if o.status == Status.PENDING and o.lease_owner is None:
             st.info("Queued: it starts as soon as a running orchestration ends.")
     with st.container(key="orchestration-tabs"):
-        _tabs(store, o, batches)
-
-
-def _tabs(store: RunStore, o: Orchestration, batches: list[Batch]) -> None:
-    oid = o.id
-    tabs = st.tabs(["Batches", "Timeline", "Errors", "Dead letters", "Log"])
-    with tabs[0]:
-        st.dataframe(batch_frame(batches).style.map(_status_style, subset=["status"]),
-                     hide_index=True, width="stretch",
-                     column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.2f")})
-    with tabs[1]:
-        if any(b.started_at for b in batches):
-            st.plotly_chart(timeline_figure(batches), width="stretch", key=f"timeline-{oid}")
-        else:
-            st.caption("No batch has started yet.")
-    with tabs[2]:
-        failed = [b for b in batches if b.error and b.status.value in ("failed", "dead", "cancelled")]
-        for b in failed:
-            st.markdown(f"{badge_markdown(b.status)} **{b.name}** (batch {b.idx}, attempt {b.attempts}, "
-                        f"worker {b.worker or '?'})")
-            st.code(b.error, language=None)
-        if not failed:
-            st.caption("No failed batches.")
-    with tabs[3]:
-        dead_letter_panel(store, o, [b for b in batches if b.status.value == "dead"])
-    with tabs[4]:
-        try:
-            lines = tail(control.log_path(store, oid), 200)
-        except SwitchyardError:
-            lines = []
-        st.code("\n".join(lines) or "(no log yet)", language=None)
+        batch_views.tabs(store, o, counts)
 
 
 def page() -> None:
