@@ -304,3 +304,28 @@ def _clock(t: Any) -> str:
     if not isinstance(t, (int, float)):
         return "?"
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def benchmark_history(path: Path, key: str) -> None:
+    """Seconds per mode over the benchmark runs kept in benchmark.json (one point per run and mode)."""
+    import plotly.graph_objects as go
+
+    from switchyard.runs.bench import history_rows, load_benchmark
+
+    doc = load_benchmark(path)
+    rows = pd.DataFrame(history_rows(doc) if doc else [])
+    if rows.empty:
+        return
+    runs = rows["created_at"].nunique()
+    st.markdown(f"**Benchmark history** ({runs} run{'s' if runs != 1 else ''})")
+    rows["when"] = pd.to_datetime(rows["created_at"], unit="s")
+    fig = go.Figure()
+    for (mode, ms), part in rows.groupby(["mode", "mode_string"], sort=True):
+        fig.add_trace(go.Scatter(
+            x=part["when"], y=part["seconds"], mode="lines+markers", name=f"mode {mode} ({ms})",
+            customdata=part[["args", "workers", "device"]].fillna("").values,
+            hovertemplate="%{y:.2f} s<br>args %{customdata[0]}<br>%{customdata[1]} workers"
+                          "<br>%{customdata[2]}<extra></extra>"))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="seconds")
+    with st.container(key=key):
+        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"{key}-chart")

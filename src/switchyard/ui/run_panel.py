@@ -184,3 +184,6 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
     if bench or benchmark_path(app_env).is_file():
         with st.expander("Benchmark results", expanded=bench):
             benchmark_results(app_env)
+            from switchyard.ui.analysis import benchmark_history
+
+            benchmark_history(benchmark_path(app_env), key="bench-history")
