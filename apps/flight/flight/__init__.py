@@ -158,7 +158,9 @@ class Flight(App):
     def work(self, partition: Partition, map_items=map) -> pd.DataFrame:
         # A partial of a module-level function: a pool pickles it and the item
         # tuples, never the App instance.
-        return self.combine(partition, list(map_items(self._chunk_function(), partition.items)))
+        frame = self.combine(partition, list(map_items(self._chunk_function(), partition.items)))
+        print(f"{partition.name}: {len(frame)} segments")  # the app's own output, shown in the run log
+        return frame
 
     def combine(self, partition: Partition, results: list[pd.DataFrame]) -> pd.DataFrame:
         if not results:
