@@ -64,6 +64,9 @@ class App:
     #: Filled in by load_app: the app's name (its folder) and folder.
     name: ClassVar[str] = ""
     app_dir: ClassVar[Path | None] = None
+    #: True: ``reduce`` gets the results as a sequence read from disk as it iterates (a run of
+    #: 100,000 partitions never holds them all); False: as a list (everything in memory).
+    stream_results: ClassVar[bool] = False
 
     def __init__(self, args: Args, data_dir: Path):
         self.args = args
@@ -77,7 +80,10 @@ class App:
         raise NotImplementedError
 
     def reduce(self, results: list[Any], output_dir: Path) -> Path:
-        """Combine the per-partition results (in partition order) and write the output."""
+        """Combine the per-partition results (in partition order) and write the output.
+
+        ``results`` is a list, or with ``stream_results`` a sequence (``len``, indexing,
+        iterating, more than once) that reads each result from its checkpoint when asked."""
         raise NotImplementedError
 
     # worker side -------------------------------------------------------------

@@ -67,13 +67,21 @@ def completions_in_log(store: RunStore, oid: str) -> Counter:
     return Counter(int(m) for m in re.findall(r"^batch (\d+)/\d+ \S+ completed on ", text, re.M))
 
 
-def checkpoints(store: RunStore, oid: str) -> dict[int, tuple[int, int]]:
-    """Batch index -> (inode, mtime_ns) of its checkpoint file: a rewrite changes both."""
-    folder = Path(store.get(oid).run_dir) / "batches"
+def checkpoints(store: RunStore, oid: str) -> dict[int, tuple[str, int, int]]:
+    """Batch index -> (group file, offset, CRC of the bytes) of its checkpoint record: a
+    rewrite changes them. Every batch has exactly one record (none written twice)."""
+    import zlib
+
+    from switchyard.runs.checkpoints import records
+
+    found = records(Path(store.get(oid).run_dir))
+    counts = Counter(idx for idx, *_ in found)
+    assert all(n == 1 for n in counts.values()), {i: n for i, n in counts.items() if n > 1}
     out = {}
-    for p in folder.glob("*.pkl"):
-        st = p.stat()
-        out[int(p.stem)] = (st.st_ino, st.st_mtime_ns)
+    for idx, path, offset, length in found:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            out[idx] = (path, offset, zlib.crc32(f.read(length)))
     return out
 
 

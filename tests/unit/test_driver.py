@@ -17,6 +17,7 @@ import pytest
 
 from switchyard.app import Partition
 from switchyard.exceptions import InvalidTransition
+from switchyard.runs import checkpoints
 from switchyard.runs.driver import Driver, backoff, checkpoint_path
 from switchyard.runs.request import RunRequest
 from switchyard.runs.state import BatchStatus, Status
@@ -129,7 +130,9 @@ def test_a_run_checkpoints_every_batch_once_and_reduces_in_order(bench):
     assert (o.status, o.completed_batches, o.lease_owner) == (Status.COMPLETED, 5, None)
     assert sorted(bench.executions()) == [0, 1, 2, 3, 4]
     run_dir = Path(o.run_dir)
-    assert sorted(p.name for p in (run_dir / "batches").iterdir()) == [f"{i:06d}.pkl" for i in range(5)]
+    # one group file (5 batches < a group) holding one record per batch
+    assert [p.suffix for p in (run_dir / "batches").iterdir()] == [".ckpt"]
+    assert sorted(checkpoints.index(run_dir)) == [0, 1, 2, 3, 4]
     assert [r["batch"] for r in json.loads(Path(o.output).read_text())] == [0, 1, 2, 3, 4]
     assert all(b.attempts == 1 and b.worker for b in bench.store.batches(oid))
 
@@ -259,8 +262,10 @@ def test_a_lost_checkpoint_is_run_again_before_reducing(bench):
     t, box = in_thread(bench.drive, oid)
     bench.wait_for(lambda: bench.store.get(oid).completed_batches >= 1)
     done = next(b.idx for b in bench.store.batches(oid) if b.status is BatchStatus.COMPLETED)
-    path = checkpoint_path(Path(bench.store.get(oid).run_dir), done)
-    path.write_bytes(b"")  # what a power loss can leave of a file written without fsync
+    path, offset, length = checkpoints.index(Path(bench.store.get(oid).run_dir))[done]
+    with open(path, "r+b") as f:  # what a power loss can leave of a file written without fsync
+        f.seek(offset)
+        f.write(b"\0" * length)
     t.join(20)
     assert box["result"] is Status.COMPLETED
     assert bench.executions().count(done) == 2

@@ -53,6 +53,7 @@ class MonteCarlo(App):
     """Estimate pi twice: hit-or-miss on the quarter circle, and the mean of 4/(1+x^2) on [0, 1]."""
 
     Args = MonteCarloArgs
+    stream_results = True  # reduce only iterates its results
     compiled_modules = ("worker",)
 
     def partitions(self) -> list[Partition]:

@@ -1,10 +1,13 @@
 """The batch source of app runs: an app's partitions executed on Dask or in the driver.
 
-Submits batches to an executor (each to its planned worker slot), checkpoints each
-completed batch (pickle under ``runs/<id>/batches``, atomic rename) before
+Submits batches to an executor (each to its planned worker slot) within a window of
+batches in flight, reading their partitions from the store as they go out (a run of
+100,000 partitions is never all in the driver's memory), checkpoints each completed
+batch (appended to its group file, :mod:`switchyard.runs.checkpoints`) before
 recording it, retries failed batches with the one backoff policy
 (:func:`switchyard.runs.retry.backoff`), dead-letters those that exhaust their
-attempts, and finally reduces the checkpoints in partition order into the output.
+attempts, and finally reduces the checkpoints in partition order into the output,
+read from disk as ``reduce`` iterates them.
 
 Pause: no new batch is submitted, queued ones are cancelled on the workers (they
 go back to pending), executing ones finish and checkpoint, then ``paused``.
@@ -14,6 +17,7 @@ executes any more, then ``cancelled``.
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import json
 import os
@@ -22,15 +26,17 @@ import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from switchyard.app import Partition, app_class_of, data_dir
 from switchyard.cluster.addresses import slot_names
 from switchyard.modes import Mode, mode_string
 from switchyard.runs import launcher
+from switchyard.runs import checkpoints
 from switchyard.runs.leases import OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL
 from switchyard.runs.request import RunRequest, app_env_of
 from switchyard.runs.retry import backoff
@@ -40,6 +46,87 @@ from switchyard.runs.task import BatchOutcome, BatchSpec
 from switchyard.workspace import atomic_write_bytes
 
 JOB_FILE = "job.pkl"  # where the first engine kept a run's parameters (read for its old runs)
+WINDOW_PER_SLOT = 500  # batches in flight per worker slot when the request sets no cap
+WINDOW_MIN = 2000
+
+
+class StoredPartitions(Sequence):
+    """A run's partitions, read from the store as the driver needs them: :meth:`prefetch`
+    before submitting, :meth:`release` once settled; iterating reads them in chunks."""
+
+    def __init__(self, store: RunStore, oid: str, total: int):
+        self.store, self.oid, self.total = store, oid, int(total)
+        self._held: dict[int, tuple[Partition, str]] = {}
+
+    @staticmethod
+    def _row(row) -> tuple[Partition, str]:
+        _, name, weight, payload, planned = row
+        return Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ()), planned or ""
+
+    def prefetch(self, idxs) -> None:
+        missing = [i for i in idxs if i not in self._held]
+        for row in self.store.payloads(self.oid, missing) if missing else ():
+            self._held[row[0]] = self._row(row)
+
+    def release(self, idx: int) -> None:
+        self._held.pop(idx, None)
+
+    def _get(self, i: int) -> tuple[Partition, str]:
+        if i not in self._held:
+            self.prefetch([i])
+        return self._held[i]
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.total))]
+        return self._get(int(i))[0]
+
+    def slot(self, i: int) -> str:
+        return self._get(int(i))[1]
+
+    def __iter__(self) -> Iterator[Partition]:
+        for at in range(0, self.total, 1000):
+            for row in self.store.payloads(self.oid, range(at, min(self.total, at + 1000))):
+                yield self._row(row)[0]
+
+
+class _Slots(Sequence):
+    def __init__(self, partitions: StoredPartitions):
+        self.partitions = partitions
+
+    def __len__(self) -> int:
+        return len(self.partitions)
+
+    def __getitem__(self, i):
+        return self.partitions.slot(i)
+
+
+class Due(dict):
+    """Batch index -> when it may be submitted next (0: now), with a heap so that taking the
+    due ones costs what is taken, not the run's size."""
+
+    def __init__(self, items=()):
+        super().__init__()
+        self._heap: list[tuple[float, int]] = []
+        for i, at in items:
+            self[i] = at
+
+    def __setitem__(self, idx: int, at: float) -> None:
+        super().__setitem__(idx, at)
+        heapq.heappush(self._heap, (at, idx))
+
+    def take(self, now: float, n: int, busy) -> list[int]:
+        """Up to ``n`` indices due by ``now`` and not in ``busy``, earliest first (then by index)."""
+        out: list[int] = []
+        heap = self._heap
+        while heap and len(out) < n and heap[0][0] <= now:
+            at, idx = heapq.heappop(heap)
+            if self.get(idx) == at and idx not in busy and idx not in out:
+                out.append(idx)
+        return out
 
 
 @dataclass
@@ -48,8 +135,8 @@ class Job:
     partitions (their items are the batches' payloads) and each batch's planned worker."""
 
     spec: BatchSpec
-    partitions: list[Partition]
-    slot_of: list[str]  # planned worker slot per partition index
+    partitions: Sequence  # of Partition: StoredPartitions (read as needed), a list for old runs
+    slot_of: Sequence  # planned worker slot per partition index
     slot_names: list[str]
     workers: dict[str, int]
     scheduler: str
@@ -69,16 +156,14 @@ class Job:
             with open(Path(o.run_dir) / JOB_FILE, "rb") as f:
                 return pickle.load(f)
         req = RunRequest.from_dict(o.request)
-        rows = store.payloads(oid)
         app_env = app_env_of(req, store.path.parent)
         opts = dict(req.options)
+        partitions = StoredPartitions(store, oid, o.total_batches)
         return Job(
             spec=BatchSpec(app=req.app, app_dir=str(app_env.app_dir), args=dict(req.args),
                            data_dir=str(data_dir(app_env)), pool_size=req.pool_size,
                            rapids=bool(int(req.mode or 0) & 8)),
-            partitions=[Partition(name=name, weight=weight, items=pickle.loads(payload) if payload else ())
-                        for _, name, weight, payload, _ in rows],
-            slot_of=[planned or "" for *_, planned in rows],
+            partitions=partitions, slot_of=_Slots(partitions),
             slot_names=slot_names(dict(req.workers or {})),
             workers=dict(req.workers or {}), scheduler=req.scheduler or "", cluster=req.cluster,
             mode=int(req.mode or 0), max_attempts=req.max_attempts, max_inflight=req.max_inflight,
@@ -87,12 +172,12 @@ class Job:
         )
 
 
-def checkpoint_path(run_dir: Path, idx: int) -> Path:
-    return run_dir / "batches" / f"{idx:06d}.pkl"
+checkpoint_path = checkpoints.legacy_path  # the first engine's per-batch files (still read)
 
 
 def write_checkpoint(path: Path, result: Any) -> None:
-    """Write a batch's result atomically (temp file + rename), without fsync.
+    """Write a batch's result as the first engine did (one file, temp file + rename), without
+    fsync. Runs now append to group files (:class:`switchyard.runs.checkpoints.Writer`).
 
     A process crash never loses it (the page cache survives); a power loss may, like the
     store's last commits (WAL, synchronous=NORMAL): a checkpoint that cannot be read back
@@ -122,7 +207,8 @@ class AppPartitions:
         self._token = secrets.token_hex(2)  # keeps this driver's task keys apart from a dead one's
         self.cluster = None
         self.executor = None
-        self._results: dict[int, Any] | None = None
+        self.writer: checkpoints.Writer | None = None
+        self._where: dict[int, tuple[str, int, int]] | None = None  # the checkpoints found before reducing
         self._total = 0
         self._observer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observe")
         self._observing: Any = None
@@ -149,7 +235,7 @@ class AppPartitions:
 
     def close(self) -> None:
         self._observer.shutdown(wait=False, cancel_futures=True)
-        for closer in (self.executor, self.cluster):
+        for closer in (self.writer, self.executor, self.cluster):
             if closer is not None:
                 try:
                     closer.close()
@@ -190,12 +276,13 @@ class AppPartitions:
 
     def _adopt_checkpoints(self, job: Job, todo: dict[int, float]) -> None:
         """A batch checkpointed by a driver that died before recording it counts as done."""
-        found = [i for i in sorted(todo) if checkpoint_path(self.run_dir, i).is_file()]
+        where = checkpoints.index(self.run_dir)
+        found = [i for i in sorted(todo) if i in where]
         if not found:
             return
         self.store.record_results(self.oid, owner=self.owner, results=[
             {"idx": i, "status": BatchStatus.COMPLETED.value,
-             "output_path": str(checkpoint_path(self.run_dir, i)), "error": None} for i in found])
+             "output_path": checkpoints.location(where[i][0], where[i][1]), "error": None} for i in found])
         for i in found:
             todo.pop(i)
         self.log.write(f"driver: {len(found)} batches were checkpointed but not recorded: "
@@ -212,19 +299,22 @@ class AppPartitions:
         if job.plan_note:
             self.log.write(f"driver: {job.plan_note}")
         self._start_executor(job)
+        self.writer = checkpoints.Writer(self.run_dir)
         setup_seconds = time.time() - t0
         total = self._total = len(job.partitions)
-        batches = {b.idx: b for b in self.store.batches(self.oid)}
-        attempts = {i: b.attempts for i, b in batches.items()}
-        finished = (BatchStatus.COMPLETED, BatchStatus.SKIPPED)
-        todo = {i: 0.0 for i, b in batches.items() if b.status not in finished}
+        states = self.store.batch_states(self.oid)
+        attempts = {i: n for i, _, n in states}
+        finished = (BatchStatus.COMPLETED.value, BatchStatus.SKIPPED.value)
+        todo = Due((i, 0.0) for i, status, _ in states if status not in finished)
+        del states
         self._adopt_checkpoints(job, todo)
         if total - len(todo):
             self.log.write(f"driver: {total - len(todo)} batches already completed: not re-executed")
         inflight: dict[Any, int] = {}
         shown_running: set[int] = set()
         dead: dict[int, str] = {}
-        cap = job.max_inflight or total or 1
+        # A window, not the whole run: what is in flight (futures, partitions) bounds the memory.
+        cap = job.max_inflight or min(total, max(WINDOW_MIN, WINDOW_PER_SLOT * len(job.slot_names))) or 1
         holding = False  # pausing: queued batches were cancelled, executing ones finish
         observed = time.monotonic()
         t_exec = time.time()
@@ -246,9 +336,10 @@ class AppPartitions:
             else:
                 room = cap - len(inflight)
                 if room > 0 and len(todo) > len(inflight):  # some batch waits (cheap test first)
-                    busy = set(inflight.values())
-                    due = [i for i, at in sorted(todo.items()) if at <= now and i not in busy][:room]
+                    due = todo.take(now, room, set(inflight.values()))
                     if due:
+                        if isinstance(job.partitions, StoredPartitions):
+                            job.partitions.prefetch(due)
                         # One message per worker slot for all due batches, not one per batch.
                         futs = self.executor.submit_many(job.spec, [
                             (i, job.partitions[i], job.slot_of[i], f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}")
@@ -406,11 +497,12 @@ class AppPartitions:
         attempts[i] += 1
         rec = {"idx": i, "worker": out.worker, "started_at": out.started_at, "ended_at": out.ended_at,
                "error": out.error, "output_path": None, "next_attempt_at": None}
+        if isinstance(job.partitions, StoredPartitions):
+            job.partitions.release(i)  # read again from the store if it is retried
         if out.error is None:
-            path = checkpoint_path(self.run_dir, i)
-            write_checkpoint(path, out.result)
+            where = self.writer.write(i, out.result)  # on disk before the store says completed
             todo.pop(i, None)
-            rec.update(status=BatchStatus.COMPLETED.value, output_path=str(path))
+            rec.update(status=BatchStatus.COMPLETED.value, output_path=where)
             device = getattr(out, "device", "")
             if device:
                 self.devices[i] = device
@@ -433,19 +525,12 @@ class AppPartitions:
                            f"{attempts[i]} attempts: {out.error}")
         return rec
 
-    def _load_results(self, total: int) -> tuple[dict[int, Any], list[int]]:
-        results, bad = {}, []
-        for i in range(total):
-            try:
-                with open(checkpoint_path(self.run_dir, i), "rb") as f:
-                    results[i] = pickle.load(f)
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
-                bad.append(i)
-        return results, bad
-
     def _lost_outputs(self, todo: dict) -> bool:
         """Before reducing: batches whose checkpoint cannot be read back run again."""
-        self._results, bad = self._load_results(self._total)
+        if self.writer is not None:
+            self.writer.close()  # every record is in its file (and the next write reopens it)
+        self._where = checkpoints.index(self.run_dir)
+        bad = [i for i in range(self._total) if i not in self._where]
         if not bad:
             return False
         reopened = self.store.reopen_batches(self.oid, bad, "checkpoint missing or unreadable",
@@ -457,9 +542,9 @@ class AppPartitions:
         return bool(reopened)
 
     def _reduce(self, job: Job) -> Path:
-        if self._results is None or len(self._results) != len(job.partitions):
-            self._results, _ = self._load_results(len(job.partitions))
-        results = [self._results[i] for i in range(len(job.partitions))]
+        if self._where is None:
+            self._where = checkpoints.index(self.run_dir)
+        results = checkpoints.Results(self._where, len(job.partitions))  # read as reduce iterates
         spec = job.spec
         if spec.app_dir not in sys.path:
             sys.path.insert(0, spec.app_dir)
@@ -468,7 +553,11 @@ class AppPartitions:
         out_dir = self.run_dir / "output"
         out_dir.mkdir(parents=True, exist_ok=True)
         self.log.write(f"driver: reducing {len(results)} results")
-        return Path(app.reduce(results, out_dir))
+        try:
+            return Path(app.reduce(results if getattr(cls, "stream_results", False) else list(results),
+                                   out_dir))
+        finally:
+            results.close()
 
     def _write_timing(self, setup: float, execution: float, total: float) -> None:
         atomic_write_bytes(self.run_dir / "timing.json", json.dumps(

@@ -35,6 +35,7 @@ class Engine(App):
     """One partition per batch; the work is a sleep of ``work_ms`` or nothing."""
 
     Args = EngineArgs
+    stream_results = True  # reduce only counts its results
 
     def partitions(self) -> list[Partition]:
         return [Partition(name=f"p{i:05d}", weight=1.0, items=(i,)) for i in range(self.args.n)]
