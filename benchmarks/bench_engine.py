@@ -31,6 +31,14 @@ Figures:
   (e)  ``--sleep-n`` (512) partitions sleeping 20 ms each; ideal n * 0.02 / 2 workers (5.12 s).
        Target <= 6.0 s at 512 (scaled by n / 512 for another n).
 (b), (d) and (e) are measured for the default design only (fork, else the first one given).
+The cluster is mutual TLS, as every cluster Switchyard starts (``switchyard.cluster.tls``); the
+raw floor connects with the same certificates.
+  TLS cost  (a) and (c) again, default design, on two clusters of the same shape that the
+       benchmark starts (``distributed.LocalCluster``, 2 one-thread worker processes), one mutual
+       TLS with the workspace's certificates (``[cluster.tls]`` files), one plaintext
+       (``allow_plaintext = true``), used as external schedulers, runs alternating between them;
+       and the differences. ``--no-tls-cost`` skips it; ``--tls-cost-only`` measures (c), (a) and
+       this only.
 ``--quick``: repeat 2, big 2000, 128 x 20 ms.
 """
 
@@ -71,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--big", type=int, default=None, help="partitions of (d) (default 10000; --quick 2000)")
     ap.add_argument("--sleep-n", type=int, default=None, help="partitions of (e) (default 512; --quick 128)")
     ap.add_argument("--quick", action="store_true", help="a fast check: repeat 2, big 2000, 128 x 20 ms")
+    ap.add_argument("--no-tls-cost", dest="tls_cost", action="store_false",
+                    help="skip (a) and (c) on a TLS and a plaintext external cluster (the cost of TLS)")
+    ap.add_argument("--tls-cost-only", action="store_true", help="(c), (a) and the TLS cost only: no (b), (d), (e)")
     ns = ap.parse_args(argv)
     quick = ns.quick
     ns.repeat = ns.repeat if ns.repeat is not None else (2 if quick else 5)
@@ -148,12 +159,14 @@ class Runner:
 
 
 def raw_floor(address: str, n: int) -> float:
-    """(c): a new Client, map n no-op tasks, gather, close; seconds."""
-    from distributed import Client
+    """(c): a new Client (with the workspace's certificates for a tls:// address), map n no-op
+    tasks, gather, close; seconds."""
     from engine import noop
 
+    from switchyard.cluster.connect import connect
+
     t0 = time.perf_counter()
-    client = Client(address, set_as_default=False)
+    client = connect(address)
     client.gather(client.map(noop, range(n), pure=False))
     client.close()
     return time.perf_counter() - t0
@@ -201,7 +214,7 @@ class Report:
 
 
 def measure(app_env, address: str, ns: argparse.Namespace) -> None:
-    from distributed import Client
+    from switchyard.cluster.connect import connect
 
     runner, out = Runner(app_env), Report()
     default = DEFAULT_DESIGN if DEFAULT_DESIGN in ns.designs else ns.designs[0]
@@ -225,8 +238,14 @@ def measure(app_env, address: str, ns: argparse.Namespace) -> None:
                        [runner.run(f"{design} (a)", 8)[0] for _ in range(ns.repeat)])
         out.target("(a)", a, A_TARGET)
         out.target("(a)/(c)", a / c, A_RATIO_TARGET, unit="")
+        if design == (DEFAULT_DESIGN if DEFAULT_DESIGN in ns.designs else ns.designs[0]):
+            a_default = a
 
     os.environ["SWITCHYARD_AGENT"] = default
+    if ns.tls_cost_only:
+        tls_cost(app_env, runner, out, ns, a_default, c)
+        print(f"targets: {out.passed} PASS, {out.missed} MISS")
+        return
     print(f"default design {default}:")
     runner.run("(b) warm-up", 8, mode=0)
     b = out.figure("(b) AGI.run mode=0, 8 empty partitions",
@@ -234,7 +253,7 @@ def measure(app_env, address: str, ns: argparse.Namespace) -> None:
     out.target("(b)", b, B_TARGET)
 
     spans, timed, totals, raws = [], [], [], []
-    with Client(address, set_as_default=False) as client:
+    with connect(address) as client:
         raw_map(client, ns.big)  # warm-up
         for _ in range(ns.repeat_big):
             raws.append(raw_map(client, ns.big))
@@ -259,7 +278,52 @@ def measure(app_env, address: str, ns: argparse.Namespace) -> None:
     out.target(f"(e){scaled}", e, round(E_TARGET_512 * ns.sleep_n / 512, 3))
     out.value(f"    ideal {ns.sleep_n} x {SLEEP_MS / 1000:g} s / {sum(WORKERS.values())} workers", ideal)
     out.value("(e)/ideal", e / ideal, unit="")
+    if ns.tls_cost:
+        tls_cost(app_env, runner, out, ns, a_default, c)
     print(f"targets: {out.passed} PASS, {out.missed} MISS")
+
+
+def tls_cost(app_env, runner: Runner, out: Report, ns: argparse.Namespace, a_tls: float, c_tls: float) -> None:
+    """(a) and (c) on two clusters of the same shape, one mutual TLS and one plaintext, runs
+    alternating between them so that the machine's drift falls on both alike."""
+    from distributed import LocalCluster
+
+    from switchyard.cluster import tls, warm
+    from switchyard.settings import update_cluster
+
+    warm.down_sync(app_env)  # RUN prefers the warm cluster: the two external ones must be the only ones up
+    certs = tls.workspace_certs(app_env.home)
+    settings = app_env.settings_path
+    saved = settings.read_text()
+    files = {"ca_file": certs.ca_file, "cert_file": certs.cert_file, "key_file": certs.key_file}
+    shape = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0")
+    print(f"TLS cost (design {os.environ.get('SWITCHYARD_AGENT')}): 2 external clusters of 2 one-thread "
+          "workers, TLS and plaintext, runs alternating")
+    with LocalCluster(protocol="tls", security=certs.security(), **shape) as secure, \
+            LocalCluster(protocol="tcp", **shape) as plain:
+        sides = {"tls": (secure.scheduler_address, {"tls": files}),
+                 "plaintext": (plain.scheduler_address, {"tls": {"allow_plaintext": True}})}
+        a: dict[str, list[float]] = {k: [] for k in sides}
+        c: dict[str, list[float]] = {k: [] for k in sides}
+        try:
+            for i in range(ns.repeat + 1):  # the first round warms up both
+                for side, (address, table) in sides.items():
+                    update_cluster(settings, **table)
+                    floor = raw_floor(address, 8)
+                    seconds = runner.run(f"(a) {side}", 8, scheduler=address)[0]
+                    if i:
+                        c[side].append(floor)
+                        a[side].append(seconds)
+        finally:
+            settings.write_text(saved)
+    ca = {k: out.figure(f"(c) raw floor, {k}", v) for k, v in c.items()}
+    aa = {k: out.figure(f"(a) AGI.run 8 empty partitions, {k}", v) for k, v in a.items()}
+    out.value("(a) TLS - plaintext", aa["tls"] - aa["plaintext"])
+    out.value("(c) TLS - plaintext", ca["tls"] - ca["plaintext"])
+    out.value("(a) TLS / plaintext", aa["tls"] / aa["plaintext"], unit="")
+    out.value("(c) TLS / plaintext", ca["tls"] / ca["plaintext"], unit="")
+    out.value("(a) on the warm TLS cluster (above), for reference", a_tls)
+    out.value("(c) on the warm TLS cluster (above), for reference", c_tls)
 
 
 # ----------------------------------------------------------------------------- clean-up
