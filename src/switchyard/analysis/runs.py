@@ -283,3 +283,39 @@ def compare_figure(a_id: str, a_batches: list[Batch], b_id: str, b_batches: list
     fig = px.box(frame, x="run", y="seconds", color="run", points="all", title="batch durations of the two runs")
     fig.update_layout(height=340, showlegend=False)
     return fig
+
+
+# -- estimates ----------------------------------------------------------------------------------
+
+def eta_seconds(batches: list, slots: int, now: float | None = None) -> float | None:
+    """Seconds until the batches still to run are done, from the durations of completed ones.
+
+    Each waiting batch is taken to last the mean completed duration; an executing one its mean
+    less what it has run already; the work spreads over ``slots`` worker slots. None until
+    a batch has completed (there is nothing to estimate from), 0.0 when nothing is left.
+    """
+    import time as _time
+
+    from switchyard.runs.state import BatchStatus
+
+    now = _time.time() if now is None else now
+    done = [b.seconds for b in batches if b.status == BatchStatus.COMPLETED and b.seconds is not None]
+    left = [b for b in batches if b.status in (BatchStatus.PENDING, BatchStatus.RUNNING, BatchStatus.FAILED)]
+    if not left:
+        return 0.0
+    if not done:
+        return None
+    mean = sum(done) / len(done)
+    work = 0.0
+    for b in left:
+        ran = now - b.started_at if b.status == BatchStatus.RUNNING and b.started_at else 0.0
+        work += max(mean - ran, 0.0)
+    return work / max(1, min(int(slots), len(left)))
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA: after the first batch"
+    if seconds < 60:
+        return f"ETA {seconds:.0f} s"
+    return f"ETA {seconds // 60:.0f} min {seconds % 60:02.0f} s"

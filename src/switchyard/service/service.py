@@ -436,6 +436,14 @@ def wait_for_jobs(app_env: AppEnv, ids: list[str], timeout: float, client=None) 
         time.sleep(0.1)
 
 
+def cluster_note(app: str, scheduler: str | None, up: bool) -> str:
+    """What ``serve stop`` says about the warm cluster it leaves alone."""
+    if not up:
+        return f"no warm cluster answers at {scheduler}: nothing else is running"
+    return (f"the warm cluster at {scheduler} stays up (other runs may use it): stop it with "
+            f"`switchyard cluster down {app}`, or use `serve stop --stop-cluster` to stop both")
+
+
 def _stop(app_env: AppEnv, state: dict, stop_cluster: bool, health_output_path, retention, say) -> dict:
     from switchyard.cluster import warm
     from switchyard.service import watcher
@@ -462,4 +470,7 @@ def _stop(app_env: AppEnv, state: dict, stop_cluster: bool, health_output_path, 
     extra: dict[str, Any] = {"action": "stop"}
     if stop_cluster:
         extra["cluster"] = warm.down_sync(app_env, on_line=say)
+    else:
+        extra["cluster_stays_up"] = bool(warm.answers(state["scheduler"]))
+        say(cluster_note(app_env.app, state["scheduler"], extra["cluster_stays_up"]))
     return _finish(app_env, state, "stopped", [], health_output_path, retention, None, extra)
