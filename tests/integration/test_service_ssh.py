@@ -46,7 +46,7 @@ def test_watcher_restarts_a_killed_loop_on_workers_that_cannot_see_the_workspace
     env, started = remote
     state = service_dir(env) / "state.json"
     assert state.is_file() and started["watcher"]["running"]
-    with connect(json.loads(state.read_text())["scheduler"], timeout=15) as client:
+    with connect(json.loads(state.read_text())["scheduler"], timeout=15, home=env.home) as client:
         there = client.run(lambda *paths: [os.listdir(paths[0]), os.listdir(paths[1]), os.path.exists(paths[2])],
                            str(env.home), str(env.apps_path), str(state))
     assert len(there) == 2 and all(v == [[], [], False] for v in there.values()), there  # empty folders there

@@ -73,11 +73,12 @@ def locked(app_env: AppEnv) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- scheduler side
 
-def client_for(address: str, timeout: float = 15):
+def client_for(app_env: AppEnv, address: str, timeout: float = 15):
+    """A client of the service's scheduler, with the certificates of the app's workspace (a TLS cluster)."""
     from switchyard.cluster.connect import connect
 
     try:
-        return connect(address, timeout=timeout)
+        return connect(address, timeout=timeout, home=app_env.home)
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"the service's scheduler at {address} does not answer ({e}): start the service "
                            "again (switchyard serve APP start)") from e
@@ -330,7 +331,7 @@ def serve_sync(app_env: AppEnv, action: str = "status", *, workers: dict[str, in
         if action == "submit":
             raise ClusterError(extra["error"])
         return _finish(app_env, state, _status_of(rows), rows, health_output_path, retention, now, extra)
-    with client_for(state["scheduler"]) as client:
+    with client_for(app_env, state["scheduler"]) as client:
         with locked(app_env):
             state = read_state(app_env) or state
             rows, by_slot = observe(client, app_env, state)
@@ -369,7 +370,7 @@ def _start(app_env, state, workers, scheduler, timeout, health_output_path, rete
              "started_at": time.time(), "heartbeat_timeout_sec": float(timeout),
              "spec": {k: getattr(spec, k) for k in ("app", "app_dir", "args", "data_dir", "pool_size")},
              "loops": {}, "restarts": [], "held": {}}
-    with client_for(cluster["address"]) as client, locked(app_env):
+    with client_for(app_env, cluster["address"]) as client, locked(app_env):
         client.run_on_scheduler(board.reset, app=app_env.app, slots={})
         for slot, address in sorted(_workers_by_name(client).items()):
             _submit_loop(client, app_env, state, slot, address)
@@ -456,7 +457,7 @@ def _stop(app_env: AppEnv, state: dict, stop_cluster: bool, health_output_path, 
         save_state(app_env, state)
     watcher.stop_running(app_env)
     if warm.answers(state["scheduler"]):
-        with client_for(state["scheduler"]) as client:
+        with client_for(app_env, state["scheduler"]) as client:
             client.run_on_scheduler(board.stop, app=app_env.app)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:

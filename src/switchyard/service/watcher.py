@@ -144,7 +144,7 @@ def watch(app_env: AppEnv, stop: threading.Event | None = None, tick: float = TI
     client = None
     if holder is None:
         # connected before the lease is taken: once start_detached sees the lease, the watcher watches
-        client = svc.client_for(state["scheduler"], timeout=30)
+        client = svc.client_for(app_env, state["scheduler"], timeout=30)
         holder = lease.take(owner, service_id)
     if holder is not None:
         if client is not None:
@@ -176,7 +176,7 @@ def watch(app_env: AppEnv, stop: threading.Event | None = None, tick: float = TI
                 why = "cluster down"
                 break
             try:
-                client = client or svc.client_for(state["scheduler"], timeout=5)
+                client = client or svc.client_for(app_env, state["scheduler"], timeout=5)
                 last_health = _tick(svc, client, app_env, service_id, last_health)
                 if time.time() - last_cleanup >= CLEANUP_EVERY:
                     from switchyard.service import artifacts
