@@ -7,9 +7,13 @@ from switchyard.analysis import prefs as aprefs
 from switchyard.analysis.runs import runs_table
 from switchyard.analysis.views import views_for
 from switchyard.exceptions import SwitchyardError
+from switchyard.runs.state import Status
 from switchyard.runs.store import RunStore
 from switchyard.ui import analysis as ui
 from switchyard.ui.common import app_picker, section, show_error
+from switchyard.ui.log_panel import live
+
+RUNS_POLL_SECONDS = 2.0
 
 app_env = app_picker()
 st.title("Analysis")
@@ -35,9 +39,20 @@ def data_tab(app_env) -> None:
         ui.view_panel(app_env, view, data, prefs.per_view.get(view.name, {}))
 
 
+ACTIVE = (Status.PENDING, Status.RUNNING, Status.PAUSING, Status.CANCELLING)
+
+
 def runs_tab(app_env) -> None:
     store = RunStore(app_env.home / "switchyard.db")
+    active = any(o.status in ACTIVE for o in store.list(app=app_env.app, kind="app", limit=5))
+    # while a run is active the tab redraws itself; at its end the whole page catches up
+    live(lambda: runs_body(app_env, store, active), active=active, every=RUNS_POLL_SECONDS)
+
+
+def runs_body(app_env, store, was_active: bool) -> None:
     runs = store.list(app=app_env.app, kind="app", limit=50)
+    if was_active and not any(o.status in ACTIVE for o in runs[:5]):
+        st.rerun()
     with section("Recent runs", "runs"):
         if not runs:
             st.info(f"No runs of app '{app_env.app}' yet: RUN it on the Orchestrate page.")

@@ -188,3 +188,25 @@ def test_runs_tab_shows_recent_runs_gantt_and_missing_benchmark(bench):
     assert lanes == ["127.0.0.1-0", "127.0.0.1-1"]
     assert sorted(x for t in gantt["data"] for x in values(t["x"])) == [1.0, 3.0]
     assert "No benchmark yet" in texts(at.info) and "Comparing needs two runs" in texts(at.info)
+
+
+def test_runs_tab_follows_an_active_run_to_its_end(bench):
+    with RunStore(bench.home / "switchyard.db") as store:
+        demo = store.create_orchestration(kind="app", app="demo", mode=4, args={}, workers={"127.0.0.1": 2},
+                                          scheduler=None, plan_fingerprint=None, run_dir=None,
+                                          batches=[{"name": "p0"}], now=1e9)
+        store.command(demo, "start", now=1e9)
+    at = bench.run()
+    at.session_state["analysis-tab"] = "Runs"
+    at = bench.run(at)
+
+    def status() -> str:
+        runs = next(d.value for d in at.dataframe if "status" in d.value.columns and "id" in d.value.columns)
+        return str(list(runs["status"])[0])
+
+    assert status() == "running"
+    with RunStore(bench.home / "switchyard.db") as store:
+        store.record_results(demo, [{"idx": 0, "status": "completed"}], now=1e9 + 2)
+        store.command(demo, "complete", now=1e9 + 3)
+    at = bench.run(at)  # the fragment's redraw (every 2 s while active) reads the store again
+    assert not at.exception and status() == "completed"
