@@ -146,7 +146,7 @@ class Driver:
         last = time.monotonic()
         while not self._stop.wait(STATUS_POLL):
             try:
-                if time.monotonic() - last >= HEARTBEAT_INTERVAL:
+                if time.monotonic() - last >= HEARTBEAT_INTERVAL - 0.05:  # (the wait may end early)
                     self.requested = store.heartbeat(self.oid, self.owner, LEASE_TTL)
                     last = time.monotonic()
                 else:

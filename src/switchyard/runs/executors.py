@@ -167,6 +167,35 @@ def _kill_self(dask_worker) -> int:
     return os.getpid()
 
 
+def _cancel_prefix(prefix: str, dask_scheduler=None) -> int:
+    """Run on the scheduler: forget every task whose key starts with ``prefix``, for whichever
+    client holds it, finished ones too (their results are checkpointed already; kept in a
+    worker's memory, a restart of that worker would have them computed again)."""
+    s = dask_scheduler
+    by_client: dict[str, list] = {}
+    for key, ts in list(s.tasks.items()):
+        if str(key).startswith(prefix):
+            for cs in ts.who_wants or ():
+                by_client.setdefault(cs.client_key, []).append(key)
+    for client, keys in by_client.items():
+        s.stimulus_cancel(keys, client, force=True, reason="cancelled by Switchyard",
+                          msg="its orchestration was cancelled")
+    return sum(map(len, by_client.values()))
+
+
+def _requeue_stranded(dask_scheduler) -> int:
+    """Run on the scheduler: tasks whose preferred (allowed-other) worker was restarted wait in
+    ``no-worker`` for a worker of that old address, and a worker that joins later does not
+    pick them up (Dask checks only strict restrictions then): send them to the running ones."""
+    s = dask_scheduler
+    if not s.running:
+        return 0
+    recs = {ts.key: "processing" for ts in list(s.unrunnable) if ts.loose_restrictions}
+    if recs:
+        s.transitions(recs, stimulus_id=f"switchyard-requeue-{time.time()}")
+    return len(recs)
+
+
 def recorded_schedulers(home: Path | str) -> set[str]:
     """Scheduler addresses of the warm clusters recorded in the workspace ``home``."""
     out = set()
@@ -333,10 +362,15 @@ class DaskExecutor:
         be asked or would not die within ``timeout`` s.
         """
         self.cancel(futures)
+        try:
+            self.client.run_on_scheduler(_cancel_prefix, prefix)
+        except Exception as e:  # the scheduler is gone: nothing of it executes there any more
+            self.on_line(f"driver: could not cancel on the scheduler: {type(e).__name__}: {e}")
         deadline = time.monotonic() + timeout
         grace_until = time.monotonic() + STOP_GRACE
         killed: set[str] = set()
         left: dict[str, str] = {}
+        workers = len(self.client.scheduler_info().get("workers", {}))
         while time.monotonic() < deadline:
             try:
                 left = {k: a for k, a in self._executing_at(strict=True).items() if k.startswith(prefix)}
@@ -345,6 +379,8 @@ class DaskExecutor:
                 time.sleep(0.2)
                 continue
             if not left:
+                if killed:
+                    self._after_restarts(workers, deadline)
                 return {}
             if not self.controlled:
                 break
@@ -363,6 +399,21 @@ class DaskExecutor:
             self.on_line(f"driver: {len(out)} cancelled batches still execute after {timeout:g} s "
                          f"({', '.join(f'{k} on {w}' for k, w in sorted(out.items()))})")
         return out
+
+    def _after_restarts(self, workers: int, deadline: float) -> None:
+        """Wait for the restarted workers to join again, then hand them the other runs' tasks
+        that waited for the old ones (none of their attempts is used)."""
+        try:
+            while (len(self.client.scheduler_info().get("workers", {})) < workers
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            moved = self.client.run_on_scheduler(_requeue_stranded)
+        except Exception as e:  # the scheduler went away meanwhile: nothing is left to move
+            self.on_line(f"driver: after the restarts: {type(e).__name__}: {e}")
+            return
+        if moved:
+            self.on_line(f"driver: {moved} batches of other runs that waited for a restarted worker "
+                         "go to the running workers")
 
     def _restart(self, addr: str, keys: list[str]) -> None:
         """Kill the worker process at ``addr`` (its nanny starts a new one)."""

@@ -18,11 +18,11 @@ from switchyard.exceptions import LeaseHeld
 from switchyard.runs.state import Status, next_status
 
 # The driver's side of the lease contract (every driver, app or pipeline, keeps it).
-HEARTBEAT_INTERVAL = 0.5  # lease renewal
 STATUS_POLL = 0.2  # how often the driver reads the status the operator asked for
+HEARTBEAT_INTERVAL = STATUS_POLL  # lease renewal: each status read renews (it returns the status)
 # Writers wait at most this long for another process's write lock (the run store's busy
 # timeout); the lease outlives that wait plus a renewal, so a driver stuck behind a lock that
-# it survives is never declared gone, while a dead one is declared within 11 s.
+# it survives is never declared gone, while a dead one is declared within 10.4 s.
 BEAT_BUSY_TIMEOUT = 10.0
 LEASE_TTL = BEAT_BUSY_TIMEOUT + 2 * HEARTBEAT_INTERVAL  # a driver silent this long is declared gone
 OBSERVE_INTERVAL = 1.0  # how often executing batches are looked up (to show them running)
