@@ -89,7 +89,7 @@ def main(app, app_dir, data_dir, cython):
 
     def batches(mode, call):
         spec = BatchSpec(app=app, app_dir=app_dir, args={"n": 2}, data_dir=data_dir,
-                         pool_size=1 if mode & 1 else 0)
+                         pool_size=2 if mode & 1 else 0)
         got = [call(spec, i, p) for i, p in enumerate(parts)]
         out[mode] = [{"error": g.error, "device": g.device, "rows": g.result} for g in got]
 
