@@ -118,9 +118,15 @@ def test_every_batch_runs_where_its_mode_hint_says(probe_app, tmp_path):
     script.write_text(BATCHES)
     seen = {}
     for cython in (False, True):
-        done = subprocess.run([str(env_python(probe_app)), str(script), "probeapp", str(probe_app.app_dir),
-                               str(tmp_path), "1" if cython else "0"], capture_output=True, text=True,
+        # Output to files, not pipes: a Dask worker's process pool can outlive the worker
+        # and would hold a pipe open, so capture_output would wait for it forever.
+        out_f, err_f = open(tmp_path / f"out{cython}", "w+"), open(tmp_path / f"err{cython}", "w+")
+        proc = subprocess.run([str(env_python(probe_app)), str(script), "probeapp", str(probe_app.app_dir),
+                               str(tmp_path), "1" if cython else "0"], stdout=out_f, stderr=err_f, text=True,
                               env=worker_environ(probe_app, cython), timeout=300, cwd=tmp_path)
+        out_f.seek(0)
+        err_f.seek(0)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out_f.read(), err_f.read())
         assert done.returncode == 0, done.stderr[-3000:]
         found = json.loads(done.stdout.rsplit("@@", 1)[1])
         for mode, outcomes in ((int(m), o) for m, o in found.items()):
