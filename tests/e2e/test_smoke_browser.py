@@ -11,5 +11,5 @@ def test_workbench_loads_with_pages_and_app_picker(workbench, page):
     for name in ("Orchestrate", "Pipeline", "Analysis", "Orchestrations"):
         assert name in nav
     assert "app=flight" in page.url  # the default app, kept in the URL so reloads keep it
-    picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']")
+    picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first  # the app picker (the New app form has one too)
     assert "flight" in picker.inner_text() or picker.locator("input").input_value() == "flight"
