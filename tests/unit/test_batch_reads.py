@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import switchyard.runs.store as store_module
+import switchyard.runs.schema as schema_module
 from switchyard.runs.batch_reads import PAGE_MAX, BatchFilter, error_signature
 from switchyard.runs.store import RunStore
 
@@ -108,7 +108,7 @@ def test_a_version_2_store_gets_signatures_and_indexes(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-    for statement in store_module._SCHEMA.replace("    error_signature TEXT,\n", "").split(";"):
+    for statement in schema_module.SCHEMA_SQL.replace("    error_signature TEXT,\n", "").split(";"):
         if statement.strip():
             conn.execute(statement)
     conn.execute("INSERT INTO orchestrations (id, kind, app, status, created_at, total_batches) "

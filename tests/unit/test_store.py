@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from switchyard.exceptions import InvalidTransition, LeaseHeld, NotFound, StoreError
 from switchyard.runs.state import COMMANDS, EVENTS, TRANSITIONS, BatchStatus, Status
-import switchyard.runs.store as store_module
+import switchyard.runs.schema as schema_module
 from switchyard.runs.store import SCHEMA_VERSION, Batch, Orchestration, RunStore
 
 T0 = 1_800_000_000.0  # injected clock: tests never sleep
@@ -88,7 +88,7 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_runs(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    v1 = (store_module._SCHEMA.replace(",\n    request TEXT NOT NULL DEFAULT '{}'", "")
+    v1 = (schema_module.SCHEMA_SQL.replace(",\n    request TEXT NOT NULL DEFAULT '{}'", "")
           .replace("    payload BLOB,\n", "").replace("    error_signature TEXT,\n", ""))
     for statement in v1.split(";"):
         if statement.strip():
