@@ -14,11 +14,13 @@ Layout under ``SWITCHYARD_HOME`` (default ``~/.switchyard``)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def home() -> Path:
@@ -98,3 +100,14 @@ def export_dir(app: str, root: Path | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve() / app
     return (root or home()) / "export" / app
+
+
+@contextmanager
+def file_lock(path: Path | str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) across processes."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -23,7 +23,6 @@ needs TLS is refused with one line.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import importlib.util
 import json
 import os
@@ -101,12 +100,8 @@ def _private_dir(d: Path) -> None:
 @contextmanager
 def _lock(d: Path) -> Iterator[None]:
     _private_dir(d)
-    with open(d / ".lock", "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with workspace.file_lock(d / ".lock"):
+        yield
 
 
 def _new_key():

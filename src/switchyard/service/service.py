@@ -15,7 +15,6 @@ loop is never restarted twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import secrets
 import time
@@ -27,7 +26,7 @@ from switchyard.exceptions import ClusterError, SwitchyardError
 from switchyard.service import artifacts, board
 from switchyard.service.health import (
     DEFAULT_HEARTBEAT_TIMEOUT, LoopSeen, build_payload, check_gate_settings, restart_allowed, worker_health)
-from switchyard.workspace import atomic_write_json
+from switchyard.workspace import atomic_write_json, file_lock
 
 SUBMIT_GRACE = 5.0  # seconds a submitted loop may be unknown to the scheduler
 ACTIONS = ("start", "status", "health", "stop", "submit")
@@ -63,12 +62,8 @@ def locked(app_env: AppEnv) -> Iterator[None]:
     """The service's lock: one observer (watcher or action) at a time restarts loops and saves state."""
     root = service_dir(app_env)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with file_lock(root / ".lock"):
+        yield
 
 
 # ----------------------------------------------------------------------------- scheduler side
