@@ -137,3 +137,28 @@ def pytest_collection_modifyitems(config, items):
         return _ORDER.get(parts[1] if len(parts) > 1 else "", 1)
 
     items.sort(key=rank)
+
+
+def pytest_sessionstart(session):
+    session.config._switchyard_started = time.time()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    """After every fixture is torn down, stop what the session's tests left running (see reaper)."""
+    from tests.reaper import reap
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    started = getattr(session.config, "_switchyard_started", None)
+    if factory is None or started is None:
+        return
+    session.config._switchyard_reaped = reap(factory.getbasetemp(), started)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    reaped = getattr(config, "_switchyard_reaped", None)
+    if reaped:
+        noun = "process" if len(reaped) == 1 else "processes"
+        terminalreporter.write_sep("-", f"{len(reaped)} {noun} left behind by tests stopped")
+        for line in reaped:
+            terminalreporter.write_line(line)
