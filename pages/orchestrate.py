@@ -12,8 +12,8 @@ from switchyard.app import load_app, validate_args
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import plan_fingerprint
 from switchyard.settings import check_workers, load_settings
-from switchyard.ui import (args_form, cluster_panel, data_panel, install_panel, new_app, plan_view, run_panel,
-                           service, settings_form)
+from switchyard.ui import (args_form, cluster_panel, data_panel, install_panel, new_app, notebook_panel, plan_view,
+                           run_panel, service, settings_form)
 from switchyard.ui.common import app_picker, section, show_app_failure, show_error
 
 app_env = app_picker()
@@ -84,6 +84,7 @@ with section("Load data", "load"):
 
 with section("Export", "export"):
     data_panel.render_export(app_env, run_panel.run_store(app_env))
+    notebook_panel.render_orchestrate(app_env)
 
 with section("Service mode (persistent workers)", "service"):
     service.render(app_env, settings)

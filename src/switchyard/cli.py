@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """A command with subcommands (``switchyard NAME ACTION``), each reporting usage errors in one line."""
+    return sub.add_parser(name, help=help).add_subparsers(dest="action", required=True, parser_class=Parser)
+
+
 # Subcommand groups that live in their own modules: each has
 # register(subparsers, common_parent, cluster_parent) adding parsers whose
 # defaults carry func=<callable(ns) -> int>.
@@ -116,7 +121,7 @@ COMMAND_MODULES: tuple[str, ...] = ("switchyard.commands.orchestrations", "switc
                                     "switchyard.commands.serve", "switchyard.commands.schedule",
                                     "switchyard.commands.alerts", "switchyard.commands.backfill",
                                     "switchyard.commands.agent", "switchyard.commands.data",
-                                    "switchyard.commands.new")
+                                    "switchyard.commands.new", "switchyard.commands.notebook")
 
 
 def _command_modules():

@@ -18,6 +18,7 @@ from switchyard.pipeline import model
 from switchyard.pipeline.graph import step_graph
 from switchyard.pipeline.model import Pipeline, Step
 from switchyard.pipeline import runs
+from switchyard.ui import notebook_panel
 from switchyard.ui.common import section, show_error
 
 BADGE = {"completed": "green", "running": "blue", "pending": "gray", "failed": "orange", "dead": "red",
@@ -306,6 +307,11 @@ def page(app_env: AppEnv) -> None:
                        f"{', '.join(p.finish_points())}")
         steps_editor(app_env, p, statuses, stale)
         add_step(app_env, p)
+        imported = notebook_panel.render_pipeline(app_env, p.steps, p.ids())
+        if imported:
+            p.steps.extend(imported)
+            _bump(app_env)
+            st.rerun()
         save_bar(app_env, p)
     with section("Run", "run"):
         run_bar(app_env, p, stale)
