@@ -11,6 +11,7 @@ Routes::
     GET  /orchestrations/{id}/log?lines=200
     POST /orchestrations/{id}/pause|resume|cancel|retry
     POST /orchestrations/{id}/reprocess       body (optional): {"batches": [idx, ...]}
+    /schedules, /backfills, /alerts           see switchyard.api_schedules
 
 Binds 127.0.0.1 by default. With a token (``$SWITCHYARD_API_TOKEN`` or ``--token-file``,
 never argv, where ``ps`` shows it) every request must carry ``Authorization: Bearer <token>``,
@@ -31,6 +32,7 @@ from typing import Any
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from switchyard.api_schedules import router as schedule_routes
 from switchyard.binds import TOKEN_ENV, is_loopback
 from switchyard.binds import check_api_bind as check_bind
 from switchyard.exceptions import GuardError, InvalidTransition, LeaseHeld, NotFound, SwitchyardError
@@ -84,6 +86,7 @@ def create_app(store_path: Path | str | None = None, token: str | None = None) -
     app = FastAPI(title="Switchyard", summary="Orchestrations: status, batches, lifecycle",
                   dependencies=[Depends(authorize)], docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    app.include_router(schedule_routes(store))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document():
