@@ -111,10 +111,14 @@ def plan_path(app_env: AppEnv) -> Path:
 
 def saved_plan(app_env: AppEnv):
     """The saved plan, or None when there is none or it cannot be read."""
+    return saved_plan_at(plan_path(app_env))
+
+
+def saved_plan_at(path: Path):
+    """The plan file at ``path``, or None when there is none or it cannot be read."""
     from switchyard.exceptions import PlanError
     from switchyard.plan import WorkPlan
 
-    path = plan_path(app_env)
     if not path.is_file():
         return None
     try:

@@ -3,7 +3,10 @@
 Edits go to a *draft* kept in the session: the graph, the chart and the load table
 show the draft (makespan and per-worker load before saving); Save writes it with
 ``submit.save_plan`` (RUN then uses it), Reset re-plans. The editor shows one filtered
-page of partitions at a time, and the graph is aggregated by ``plan_digraph``.
+page of partitions at a time, and the graph is aggregated by ``plan_digraph``. Past
+``BIG_PLAN`` partitions the page adds per-worker weight ranges and the largest partitions
+(``plan.summary``), and the move picker lists one page, so what the page sends is bounded by
+what it shows: a 100,000-partition plan draws as fast as a small one.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from switchyard.runs import submit
 from switchyard.app import AppEnv
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import WorkPlan, plan_digraph, reassign_many
-from switchyard.ui.common import file_mtime, show_error
+from switchyard.plan.summary import largest_partitions, worker_summary
+from switchyard.ui.common import show_error
 
 PAGE_SIZE = 50
 ALL_WORKERS = "all workers"
+BIG_PLAN = 2_000  # partitions; above: the summary view
+MOVE_CHOICES = 1_000  # the move picker lists every matching partition up to this many, else one page
 
 
 # -- pure helpers (tested without a browser) ---------------------------------------------------
@@ -63,20 +69,30 @@ def moves_from_edit(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, str]
     return {str(n): str(w) for n, w in zip(after["partition"][changed], after["worker"][changed]) if w}
 
 
-def load_table(draft: WorkPlan, saved: WorkPlan) -> pd.DataFrame:
-    """Per worker: partitions, weight and load % of the draft, and its load % in the saved plan."""
+def load_table(draft: WorkPlan, saved: WorkPlan, ranges: bool = False) -> pd.DataFrame:
+    """Per worker: partitions, weight and load % of the draft, and its load % in the saved plan;
+    with ``ranges`` also its smallest, median and largest partition weight."""
     share, before = draft.load_percent(), saved.load_percent()
     predicted = draft.predicted_seconds() or {}
+    spread = {r["worker"]: r for r in worker_summary(draft)} if ranges else {}
     return pd.DataFrame([
         {"worker": s.id, "partitions": len(s.partitions), "weight": s.weight,
          "load %": round(share[s.id], 2), "saved load %": round(before.get(s.id, 0.0), 2),
-         **({"predicted s": round(predicted[s.id], 3)} if predicted else {})}
+         **({"predicted s": round(predicted[s.id], 3)} if predicted else {}),
+         **({k: spread[s.id][k] for k in ("min weight", "median weight", "max weight")} if ranges else {})}
         for s in draft.slots
     ])
 
 
+def move_choices(shown: pd.DataFrame, view: pd.DataFrame, limit: int = MOVE_CHOICES) -> list[str]:
+    """The partitions the move picker offers: every matching one up to ``limit``, else the page's."""
+    return (shown if len(shown) <= limit else view)["partition"].tolist()
+
+
 def moved(draft: WorkPlan, saved: WorkPlan) -> dict[str, str]:
     """Partitions whose worker differs between the draft and the saved plan."""
+    if draft is saved:
+        return {}
     a, b = draft.assignment(), saved.assignment()
     return {name: slot for name, slot in a.items() if b.get(name) != slot}
 
@@ -106,20 +122,43 @@ def load_chart(draft: WorkPlan, saved: WorkPlan) -> go.Figure:
     return fig
 
 
+def _stamp(path) -> tuple[int, int, int]:
+    # A save replaces the file (a new inode), so two saves within one mtime tick still differ.
+    try:
+        st_ = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st_.st_mtime_ns, st_.st_ino, st_.st_size)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _saved(path: str, stamp: tuple) -> tuple[WorkPlan | None, pd.DataFrame | None]:
+    # Shared by the sessions (a page load is a new session): parsing a 100,000-partition plan
+    # and its editor rows takes ~1 s, once per file version. Plans are never changed in place.
+    from pathlib import Path
+
+    plan = submit.saved_plan_at(Path(path))
+    return plan, (plan_rows(plan) if plan is not None else None)
+
+
 def cached_plan(app_env: AppEnv) -> WorkPlan | None:
-    # Parsing a 1000-partition plan on every rerun is wasted work: keep it per file version.
-    key, stamp = f"plan-file-{app_env.app}", file_mtime(submit.plan_path(app_env))
-    cached = st.session_state.get(key)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    plan = submit.saved_plan(app_env)
-    st.session_state[key] = (stamp, plan)
-    return plan
+    path = submit.plan_path(app_env)
+    return _saved(str(path), _stamp(path))[0]
+
+
+def _rows(app_env: AppEnv, state: dict) -> pd.DataFrame:
+    """The editor rows of the draft, made once per draft version."""
+    if state.get("rows_version") != state["version"]:
+        path = submit.plan_path(app_env)
+        plan, rows = _saved(str(path), _stamp(path))
+        state["rows"] = rows if state["plan"] is plan else plan_rows(state["plan"])
+        state["rows_version"] = state["version"]
+    return state["rows"]
 
 
 def _draft(app_env: AppEnv, saved: WorkPlan) -> dict:
     key = f"plan-draft-{app_env.app}"
-    base = (saved.fingerprint, saved.created_at, file_mtime(submit.plan_path(app_env)))
+    base = (saved.fingerprint, saved.created_at, _stamp(submit.plan_path(app_env)))
     state = st.session_state.get(key)
     if not state or state["base"] != base:
         state = {"base": base, "plan": saved, "version": (state or {}).get("version", 0) + 1}
@@ -141,7 +180,7 @@ def editor(app_env: AppEnv, state: dict) -> None:
     """Filter, page through and reassign partitions (in the table, or select and move)."""
     draft: WorkPlan = state["plan"]
     slot_ids = [s.id for s in draft.slots]
-    rows = plan_rows(draft)
+    rows = _rows(app_env, state)
     a = app_env.app
     f1, f2, f3 = st.columns([3, 2, 1])
     text = f1.text_input("Filter partitions (name contains)", key=f"plan-filter-{a}")
@@ -161,12 +200,18 @@ def editor(app_env: AppEnv, state: dict) -> None:
     moves = moves_from_edit(view, edited)
     if moves:
         _apply(state, moves)
-    names_key = f"plan-move-names-{a}"
+    choices = move_choices(shown, view)
+    # Past MOVE_CHOICES matches the picker lists the page: its key follows the page so a
+    # selection never outlives its options.
+    names_key = f"plan-move-names-{a}" + ("" if len(choices) == len(shown) else f"-{page}-{text}-{worker}")
     if st.session_state.pop(f"plan-moved-{a}", False):
         st.session_state[names_key] = []  # the moved partitions are no longer "to move"
     with st.form(key=f"plan-move-{a}", border=False):
         c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
-        names = c1.multiselect("Select partitions to move", shown["partition"].tolist(), key=names_key)
+        label = ("Select partitions to move" if len(choices) == len(shown) else
+                 f"Select partitions to move (this page's {len(choices)}; filter to at most "
+                 f"{MOVE_CHOICES:,} to pick from all that match)")
+        names = c1.multiselect(label, choices, key=names_key)
         target = c2.selectbox("to worker", slot_ids, key=f"plan-move-target-{a}")
         go_move = c3.form_submit_button("Move")
     if go_move and names:
@@ -193,11 +238,17 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
         st.caption(f"Costs: {draft.cost_note}")
     with st.container(key="plan-graph"):
         st.graphviz_chart(plan_digraph(draft), width="stretch")
+    big = draft.partition_count > BIG_PLAN
     left, right = st.columns([3, 2])
     with left, st.container(key="plan-chart"):
         st.plotly_chart(load_chart(draft, saved), width="stretch", config={"displayModeBar": False})
-    with right:
-        st.dataframe(load_table(draft, saved), hide_index=True, width="stretch")
+    with right, st.container(key="plan-load-table"):
+        st.dataframe(load_table(draft, saved, ranges=big), hide_index=True, width="stretch")
+    if big:
+        with st.container(key="plan-largest"):
+            st.caption(f"The 10 largest of {draft.partition_count:,} partitions (the editor below "
+                       "pages and filters them all)")
+            st.dataframe(pd.DataFrame(largest_partitions(draft, 10)), hide_index=True, width="stretch")
     st.markdown("**Work plan editor**")
     editor(app_env, state)
     b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
