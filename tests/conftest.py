@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -78,6 +79,18 @@ def make_tiny_app(apps_dir: Path, name: str = "tinyapp", dependencies: tuple[str
     (package / "kernel.py").write_text(TINY_KERNEL)
     (package / "worker.py").write_text(TINY_WORKER.format(name=name))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Put back the test process's ``__main__`` after each test. Streamlit's AppTest installs its
+    page script as ``sys.modules["__main__"]`` and leaves it there; a process started later with
+    the spawn method (the worker of an in-process ``distributed.LocalCluster``'s nanny) re-runs
+    ``__main__.__file__`` first, so it ran a deleted AppTest script and died."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture

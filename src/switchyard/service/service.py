@@ -303,8 +303,12 @@ def serve_sync(app_env: AppEnv, action: str = "status", *, workers: dict[str, in
                       join_timeout, watch, say, args)
     if state is None or state.get("status") != "running":
         if action == "stop":
-            return _finish(app_env, state, "stopped", [], health_output_path, retention, None,
-                           {"action": action})
+            done: dict[str, Any] = {"action": action}
+            if stop_cluster:  # the loops are already stopped; the warm cluster may still run
+                from switchyard.cluster import warm
+
+                done["cluster"] = warm.down_sync(app_env, on_line=say)
+            return _finish(app_env, state, "stopped", [], health_output_path, retention, None, done)
         if action == "submit":
             raise SwitchyardError(f"the service of '{app_env.app}' is not running: start it first "
                                   f"(switchyard serve {app_env.app} start)")
