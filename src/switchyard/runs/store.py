@@ -189,7 +189,7 @@ class RunStore(Leases, BatchReads):
         scheduler: str | None,
         plan_fingerprint: str | None,
         run_dir: str | Path | None,
-        batches: builtins.list[dict],
+        batches: Iterable[dict],
         options: dict | None = None,
         attempts_limit: int = 3,
         oid: str | None = None,
@@ -200,6 +200,8 @@ class RunStore(Leases, BatchReads):
 
         Each batch is a dict with ``name`` and optionally ``weight``, ``items`` (a count or
         the items themselves) and ``planned_worker``; its index is its position in the list.
+        ``batches`` may be any iterable (a generator): rows are inserted as they come, so a
+        caller recording 100,000 batches never holds them all at once.
         ``oid`` is an id drawn beforehand with :meth:`new_id` (e.g. to name the run folder).
         A batch's ``payload`` (bytes: its pickled items) is kept for the driver to read back
         with :meth:`payloads`; ``request`` is the run request document.
@@ -207,16 +209,21 @@ class RunStore(Leases, BatchReads):
         now = _now(now)
         if int(attempts_limit) < 1:
             raise ValueError(f"attempts_limit must be at least 1, got {attempts_limit}")
-        rows = []
-        for idx, b in enumerate(batches):
-            items = b.get("items", 0)
-            items = items if isinstance(items, int) else len(items)
-            rows.append((idx, str(b["name"]), float(b.get("weight", 1.0)), items,
-                         b.get("planned_worker"), b.get("payload")))
+        count = 0
+
+        def rows():
+            nonlocal count
+            for idx, b in enumerate(batches):
+                items = b.get("items", 0)
+                items = items if isinstance(items, int) else len(items)
+                count = idx + 1
+                yield (oid, idx, str(b["name"]), float(b.get("weight", 1.0)), items,
+                       b.get("planned_worker"), b.get("payload"))
+
         values = (
             kind, app, Status.PENDING.value, int(mode), _json(args), _json(workers), scheduler,
             plan_fingerprint, str(run_dir) if run_dir is not None else None, _json(options), now,
-            len(rows), int(attempts_limit), _json(request),
+            0, int(attempts_limit), _json(request),
         )
         given = oid
         with self.transaction() as c:
@@ -239,9 +246,10 @@ class RunStore(Leases, BatchReads):
             c.executemany(
                 "INSERT INTO batches (orchestration_id, idx, name, weight, items, planned_worker, "
                 "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(oid, *r) for r in rows],
+                rows(),
             )
-            self._event(c, oid, "created", f"{kind} of {app} with {len(rows)} batches", now)
+            c.execute("UPDATE orchestrations SET total_batches = ? WHERE id = ?", (count, oid))
+            self._event(c, oid, "created", f"{kind} of {app} with {count} batches", now)
         return oid
 
     def new_id(self, now: float | None = None) -> str:

@@ -272,12 +272,14 @@ def submit(app_env: AppEnv, request: RunRequest, plan, partitions: list, on_line
     plan.save(run_dir / "plan.json")
     request = request.with_(plan_fingerprint=plan.fingerprint)
     dump = pickle.dumps
+    # A generator: the store inserts each batch as it is made, so the caller holds one
+    # payload at a time, not 100,000 dicts and their pickles.
+    batches = ({"name": p.name, "weight": p.weight, "items": len(p.items), "planned_worker": assignment[p.name],
+                "payload": dump(tuple(p.items), protocol=pickle.HIGHEST_PROTOCOL)} for p in partitions)
     store.create_orchestration(
         oid=oid, kind="app", app=app_env.app, mode=request.mode, args=dict(request.args),
         workers=dict(request.workers), scheduler=request.scheduler, plan_fingerprint=plan.fingerprint,
-        run_dir=str(run_dir), request=request.to_dict(),
-        batches=[{"name": p.name, "weight": p.weight, "items": len(p.items), "planned_worker": assignment[p.name],
-                  "payload": dump(tuple(p.items), protocol=pickle.HIGHEST_PROTOCOL)} for p in partitions],
+        run_dir=str(run_dir), request=request.to_dict(), batches=batches,
         options={"apps_dir": request.apps_dir, "pool_size": request.pool_size, "cluster": request.cluster,
                  "max_attempts": request.max_attempts, "max_inflight": request.max_inflight,
                  **({"origin": dict(request.origin)} if request.origin else {})},
