@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from switchyard.analysis.runs import eta_seconds, eta_text
+from switchyard.analysis.runs import eta_seconds
+from switchyard.runs.eta import eta_text
 from switchyard.runs.state import Batch, BatchStatus
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from switchyard.analysis.data import AnalysisError
 from switchyard.modes import mode_string
+from switchyard.runs.eta import remaining_seconds
 from switchyard.runs.state import Batch, Orchestration
 
 BATCH_COLORS = {
@@ -305,17 +306,5 @@ def eta_seconds(batches: list, slots: int, now: float | None = None) -> float | 
         return 0.0
     if not done:
         return None
-    mean = sum(done) / len(done)
-    work = 0.0
-    for b in left:
-        ran = now - b.started_at if b.status == BatchStatus.RUNNING and b.started_at else 0.0
-        work += max(mean - ran, 0.0)
-    return work / max(1, min(int(slots), len(left)))
-
-
-def eta_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "ETA: after the first batch"
-    if seconds < 60:
-        return f"ETA {seconds:.0f} s"
-    return f"ETA {seconds // 60:.0f} min {seconds % 60:02.0f} s"
+    ran = [now - b.started_at for b in left if b.status == BatchStatus.RUNNING and b.started_at]
+    return remaining_seconds(sum(done) / len(done), len(left), slots, ran)

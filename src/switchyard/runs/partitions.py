@@ -212,6 +212,7 @@ class AppPartitions:
         self._total = 0
         self._observer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observe")
         self._observing: Any = None
+        self.settled_seconds: list[float] = [0.0, 0]  # completed batches: seconds in all, count (the ETA)
         self.devices: dict[int, str] = {}  # batch -> the device it completed on (worker-side probe)
 
     # what the source reads from its driver
@@ -507,7 +508,8 @@ class AppPartitions:
             if device:
                 self.devices[i] = device
             self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} completed on {out.worker} "
-                           f"in {out.ended_at - out.started_at:.2f} s" + (f" ({device})" if device else ""))
+                           f"in {out.ended_at - out.started_at:.2f} s" + (f" ({device})" if device else "")
+                           + self._eta(job, out.ended_at - out.started_at, len(todo)))
             return rec
         for line in (out.traceback or "").rstrip().splitlines():
             self.log.write(f"[{out.worker}] {line}")
@@ -524,6 +526,18 @@ class AppPartitions:
             self.log.write(f"batch {i + 1}/{len(job.partitions)} {name} failed for good after "
                            f"{attempts[i]} attempts: {out.error}")
         return rec
+
+    def _eta(self, job: Job, seconds: float, left: int) -> str:
+        """The "; ETA ..." tail of a batch line while batches are left: the page's estimate (the
+        mean completed duration over the worker slots), from what this driver has settled."""
+        from switchyard.runs.eta import eta_slots, eta_text, remaining_seconds
+
+        total = self.settled_seconds
+        total[0] += max(seconds, 0.0)
+        total[1] += 1
+        if not left:
+            return ""
+        return "; " + eta_text(remaining_seconds(total[0] / total[1], left, eta_slots(job.mode, job.workers)))
 
     def _lost_outputs(self, todo: dict) -> bool:
         """Before reducing: batches whose checkpoint cannot be read back run again."""

@@ -93,12 +93,11 @@ def _progress(store: RunStore, orch: Orchestration, app_env: AppEnv | None = Non
     with st.container(key="run-progress"):
         progress_bar(orch.completed_batches, orch.total_batches)
         if orch.status == Status.RUNNING:
-            from switchyard.analysis.runs import eta_seconds, eta_text
-            from switchyard.modes import Mode
+            from switchyard.analysis.runs import eta_seconds
+            from switchyard.runs.eta import eta_slots, eta_text
 
-            # batches run side by side on Dask workers; otherwise one at a time in the driver
-            slots = (sum(int(n) for n in (orch.workers or {}).values()) or 1) if Mode(orch.mode).uses_dask else 1
-            st.caption(eta_text(eta_seconds(store.batches(orch.id), slots)), help="from the completed batches' durations")
+            st.caption(eta_text(eta_seconds(store.batches(orch.id), eta_slots(orch.mode, orch.workers))),
+                       help="from the completed batches' durations")
     if orch.status == Status.COMPLETED:
         st.success(f"Completed {orch.completed_batches}/{orch.total_batches} batches in "
                    f"{orch.seconds or 0:.2f} s. Output: `{orch.output}`")
