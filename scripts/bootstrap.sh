@@ -12,6 +12,10 @@ if [[ "$want_system" == "--system" ]]; then
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
     # The cython tests compile C: Debian's build-essential brings gcc, make and the libc headers.
     { command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1; } || missing+=(build-essential)
+    # The HPC tests start a single-node SLURM (slurmctld + slurmd) with munge on this machine.
+    { [[ -x /usr/sbin/slurmctld ]] && [[ -x /usr/sbin/slurmd ]] && command -v sbatch >/dev/null 2>&1; } \
+        || missing+=(slurmctld slurmd slurm-client)
+    [[ -x /usr/sbin/munged ]] || missing+=(munge)
     if (( ${#missing[@]} )); then
         echo "bootstrap: installing system packages: ${missing[*]}"
         sudo_cmd=()

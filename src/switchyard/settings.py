@@ -27,6 +27,12 @@ DEFAULT_SCHEDULER = "127.0.0.1:8786"
 SSH_KEYS = ("user", "port", "key_path", "known_hosts")
 TLS_KEYS = ("ca_file", "cert_file", "key_file", "allow_plaintext")
 HOST_KEYS = ("port", "user", "root", "python")
+KINDS = ("local", "ssh", "address", "slurm")
+UNTESTED_KINDS = ("pbs", "lsf", "sge", "htcondor", "oar", "moab")
+JOBQUEUE_KEYS = ("queue", "account", "walltime", "lifetime", "cores", "memory", "processes", "jobs",
+                 "minimum_jobs", "maximum_jobs", "job_extra_directives", "python", "shared")
+_WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<h>\d{1,3}):(?P<m>[0-5]\d):(?P<s>[0-5]\d)$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kKMGT]i?B)$")
 _SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
 
 
@@ -69,6 +75,53 @@ class HostSettings:
 
 
 @dataclass
+class JobqueueSettings:
+    """``[cluster.jobqueue]``: the worker jobs of a batch-system cluster (``kind = "slurm"``),
+    mapped onto dask-jobqueue's job parameters (see docs/hpc.md).
+
+    ``jobs`` is a fixed number of jobs; ``minimum_jobs`` / ``maximum_jobs`` make it adaptive.
+    """
+
+    queue: str = ""
+    account: str | None = None
+    walltime: str = "01:00:00"
+    lifetime: int | None = None  # seconds; None: shorter than the walltime by a margin
+    cores: int = 1
+    memory: str = "2GB"
+    processes: int = 1
+    jobs: int = 1
+    minimum_jobs: int | None = None
+    maximum_jobs: int | None = None
+    job_extra_directives: list[str] = field(default_factory=list)
+    python: str | None = None  # the worker environment's python on the compute nodes
+    shared: str | None = None  # a folder the compute nodes see (certificates, job scripts, logs)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.maximum_jobs is not None
+
+    @property
+    def walltime_seconds(self) -> int:
+        return walltime_seconds(self.walltime)
+
+    @property
+    def worker_lifetime(self) -> int:
+        """Seconds a worker lives: ``lifetime``, else the walltime less 10 % (30 s to 5 min)."""
+        if self.lifetime is not None:
+            return self.lifetime
+        wall = self.walltime_seconds
+        return max(1, wall - min(300, max(30, wall // 10)))
+
+
+def walltime_seconds(text: str) -> int:
+    """``HH:MM:SS`` or ``D-HH:MM:SS`` -> seconds (ValueError otherwise)."""
+    m = _WALLTIME.match(str(text).strip())
+    if not m:
+        raise ValueError(text)
+    return int(m.group("d") or 0) * 86400 + int(m.group("h")) * 3600 + int(m.group("m")) * 60 + int(m.group("s"))
+
+
+@dataclass
 class ClusterSettings:
     pool: bool = False
     cython: bool = False
@@ -81,6 +134,8 @@ class ClusterSettings:
     ssh: SSHSettings = field(default_factory=SSHSettings)
     hosts: dict[str, HostSettings] = field(default_factory=dict)
     tls: TLSSettings = field(default_factory=TLSSettings)
+    kind: str | None = None  # None: the automatic choice (warm cluster, a scheduler that answers, local)
+    jobqueue: JobqueueSettings | None = None
 
     @property
     def mode(self) -> Mode:
@@ -252,7 +307,117 @@ def check_cluster(raw: dict[str, Any], path: Path | None) -> ClusterSettings:
         c.hosts = check_hosts(raw["hosts"], path)
     if "tls" in raw:
         c.tls = check_tls(raw["tls"], path)
+    if "kind" in raw:
+        c.kind = check_kind(raw["kind"], path)
+    if "jobqueue" in raw or c.kind == "slurm":
+        c.jobqueue = check_jobqueue(raw.get("jobqueue"), path)
+    if c.kind == "local" and any(not _is_loopback_name(h) for h in c.workers):
+        remote = next(h for h in c.workers if not _is_loopback_name(h))
+        raise SettingsError(path, "cluster.kind", f"'local' but [cluster.workers] names host '{remote}'",
+                            'use kind = "ssh" for other hosts, or list only 127.0.0.1 in [cluster.workers]')
     return c
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host) in (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+    except ValueError:
+        return False
+
+
+def check_kind(value: Any, path: Path | None = None) -> str:
+    """Validate ``[cluster].kind``: local, ssh, address or slurm (PBS, LSF, SGE are refused: untested)."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in UNTESTED_KINDS:
+        raise SettingsError(path, "cluster.kind", f"'{text}' is not supported yet (only slurm is tested end to end)",
+                            'use kind = "slurm", or kind = "address" with a scheduler you started there; see docs/hpc.md')
+    if text not in KINDS:
+        raise SettingsError(path, "cluster.kind", f"{value!r} is not a cluster kind",
+                            f"use one of: {', '.join(KINDS)} (or remove kind for the automatic choice)")
+    return text
+
+
+def _count_in(value: Any, path: Path | None, key: str, example: str, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SettingsError(path, key, f"{value!r} is not a whole number >= {least}", f"write e.g. {example}")
+    return value
+
+
+def check_jobqueue(raw: Any, path: Path | None = None) -> JobqueueSettings:
+    """Validate ``[cluster.jobqueue]`` (queue is required; walltime HH:MM:SS or D-HH:MM:SS)."""
+    key = "cluster.jobqueue"
+    if raw is None:
+        raise SettingsError(path, f"{key}.queue", "is missing (kind = \"slurm\" needs a [cluster.jobqueue] table)",
+                            'add [cluster.jobqueue] with queue = "<partition>" (sinfo lists them)')
+    raw = _table_of(raw, path, key, JOBQUEUE_KEYS)
+    j = JobqueueSettings()
+    if "queue" not in raw:
+        raise SettingsError(path, f"{key}.queue", "is missing",
+                            'name the partition the worker jobs go to, e.g. queue = "debug" (sinfo lists them)')
+    j.queue = _text_in(raw["queue"], path, f"{key}.queue", 'queue = "debug"')
+    if not re.match(r"^[A-Za-z0-9_.-]+$", j.queue):
+        raise SettingsError(path, f"{key}.queue", f"{j.queue!r} is not a partition name",
+                            'write the name only, e.g. queue = "debug"')
+    if "account" in raw:
+        j.account = _text_in(raw["account"], path, f"{key}.account", 'account = "proj123"')
+        if not re.match(r"^[A-Za-z0-9_.-]+$", j.account):
+            raise SettingsError(path, f"{key}.account", f"{j.account!r} is not an account name",
+                                'write the name only, e.g. account = "proj123"')
+    if "walltime" in raw:
+        j.walltime = str(raw["walltime"]).strip() if isinstance(raw["walltime"], str) else raw["walltime"]
+        try:
+            wall = walltime_seconds(j.walltime) if isinstance(j.walltime, str) else 0
+        except ValueError:
+            wall = 0
+        if wall <= 0:
+            raise SettingsError(path, f"{key}.walltime", f"{raw['walltime']!r} is not a walltime",
+                                'write HH:MM:SS or D-HH:MM:SS, e.g. walltime = "01:00:00"')
+    if "lifetime" in raw:
+        j.lifetime = _count_in(raw["lifetime"], path, f"{key}.lifetime", "lifetime = 3300 (seconds)")
+        if j.lifetime >= j.walltime_seconds:
+            raise SettingsError(path, f"{key}.lifetime", f"{j.lifetime} s is not shorter than the walltime "
+                                f"{j.walltime}", "give the workers a lifetime below the walltime, or leave it out")
+    if "cores" in raw:
+        j.cores = _count_in(raw["cores"], path, f"{key}.cores", "cores = 4")
+    if "processes" in raw:
+        j.processes = _count_in(raw["processes"], path, f"{key}.processes", "processes = 1")
+    if j.cores % j.processes:
+        raise SettingsError(path, f"{key}.processes", f"{j.processes} does not divide cores = {j.cores}",
+                            "give each worker process the same number of threads, e.g. cores = 4, processes = 2")
+    if "memory" in raw:
+        if not isinstance(raw["memory"], str) or not _MEMORY.match(raw["memory"].strip()):
+            raise SettingsError(path, f"{key}.memory", f"{raw['memory']!r} is not a memory size",
+                                'write e.g. memory = "4GB" (units kB, MB, GB, TB or KiB, MiB, GiB)')
+        j.memory = raw["memory"].strip()
+    if "jobs" in raw:
+        j.jobs = _count_in(raw["jobs"], path, f"{key}.jobs", "jobs = 2")
+    if "minimum_jobs" in raw or "maximum_jobs" in raw:
+        if "jobs" in raw:
+            raise SettingsError(path, f"{key}.jobs", "is given with minimum_jobs / maximum_jobs",
+                                "give jobs for a fixed size, or minimum_jobs and maximum_jobs for adaptive, not both")
+        j.minimum_jobs = _count_in(raw.get("minimum_jobs", 1), path, f"{key}.minimum_jobs", "minimum_jobs = 1")
+        if "maximum_jobs" not in raw:
+            raise SettingsError(path, f"{key}.maximum_jobs", "is missing",
+                                "give maximum_jobs with minimum_jobs, e.g. maximum_jobs = 4")
+        j.maximum_jobs = _count_in(raw["maximum_jobs"], path, f"{key}.maximum_jobs", "maximum_jobs = 4")
+        if j.maximum_jobs < j.minimum_jobs:
+            raise SettingsError(path, f"{key}.maximum_jobs", f"{j.maximum_jobs} is below minimum_jobs = "
+                                f"{j.minimum_jobs}", "give maximum_jobs >= minimum_jobs")
+        j.jobs = j.minimum_jobs
+    if "job_extra_directives" in raw:
+        extra = raw["job_extra_directives"]
+        if not isinstance(extra, list) or not all(isinstance(x, str) and x.strip() and "\n" not in x
+                                                  and "\r" not in x for x in extra):
+            raise SettingsError(path, f"{key}.job_extra_directives", f"{extra!r} is not a list of one-line strings",
+                                'write e.g. job_extra_directives = ["--qos=normal", "--constraint=cpu"]')
+        j.job_extra_directives = [x.strip() for x in extra]
+    if "python" in raw:
+        j.python = _text_in(raw["python"], path, f"{key}.python", 'python = "/shared/envs/flight/bin/python"')
+    if "shared" in raw:
+        j.shared = _text_in(raw["shared"], path, f"{key}.shared", 'shared = "/shared/switchyard"')
+    return j
 
 
 def _table_of(raw: Any, path: Path | None, key: str, known: tuple[str, ...]) -> dict[str, Any]:
@@ -388,7 +553,8 @@ def update_args(path: Path | str, args: dict[str, Any]) -> AppSettings:
 
 def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
     """Change ``[cluster]`` keys (pool, cython, dask, rapids, scheduler, pool_size, workers,
-    service_health, ssh, hosts, tls); ``ssh``, ``hosts`` and ``tls`` replace their whole table.
+    service_health, ssh, hosts, tls, kind, jobqueue); ``ssh``, ``hosts``, ``tls`` and ``jobqueue``
+    replace their whole table.
 
     Validates the new values first; the file is untouched when any is invalid.
     """
@@ -402,7 +568,7 @@ def update_cluster(path: Path | str, **changes: Any) -> AppSettings:
             for host, count in value.items():
                 workers[host] = count
             cluster["workers"] = workers
-        elif key in ("ssh", "tls"):
+        elif key in ("ssh", "tls", "jobqueue"):
             table = tomlkit.table()
             for k, v in value.items():
                 table[k] = v

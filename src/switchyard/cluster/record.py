@@ -43,6 +43,8 @@ class ClusterRecord:
     workers: list[Proc] = field(default_factory=list)
     pythons: dict[str, str] = field(default_factory=dict)  # host -> python of the helper scripts there
     idle_timeout: float | None = None
+    kind: str | None = None  # "slurm": workers are batch jobs named ``tag`` (see cluster/jobqueue.py)
+    tag: str | None = None
 
     def to_dict(self) -> dict:
         return {"schema": RECORD_SCHEMA, **asdict(self)}
@@ -56,7 +58,8 @@ class ClusterRecord:
                    wanted={k: int(v) for k, v in d["wanted"].items()},
                    cython=bool(d["cython"]), started_at=float(d["started_at"]),
                    workers=[Proc.from_dict(w) for w in d.get("workers", [])],
-                   pythons=dict(d.get("pythons", {})), idle_timeout=d.get("idle_timeout"))
+                   pythons=dict(d.get("pythons", {})), idle_timeout=d.get("idle_timeout"),
+                   kind=d.get("kind"), tag=d.get("tag"))
 
     @property
     def marker(self) -> str:

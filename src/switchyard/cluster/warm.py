@@ -221,6 +221,13 @@ async def up(app_env: AppEnv, *, workers: dict[str, int] | None = None, schedule
     """
     say = on_line or (lambda line: None)
     settings = load_settings(app_env.settings_path)
+    if settings.cluster.kind == "slurm":  # workers are batch jobs (cluster/jobqueue.py)
+        from switchyard.cluster import jobqueue
+
+        return await jobqueue.up(app_env, settings, scheduler, join_timeout, say)
+    if settings.cluster.kind == "address":
+        raise ClusterError(f"[cluster].kind = \"address\" in {app_env.settings_path}: switchyard uses the scheduler "
+                           f"at {settings.cluster.scheduler} as is and starts none: start it there, or remove kind")
     plan = _Plan(
         scheduler=check_scheduler(scheduler if scheduler is not None else settings.cluster.scheduler),
         workers=check_workers(workers if workers is not None else settings.cluster.workers),
@@ -336,8 +343,22 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
     if out["protocol"] == "tls":
         out["certificate"] = _certificate(app_env, record)
     missing = sum(len(h["missing"]) for h in hosts.values())
+    if record is not None and record.kind == "slurm":
+        return _batch_status(app_env, out, info, hosts)
     out.update(state=("existing" if record is None else "degraded" if missing else "up"), hosts=hosts,
                workers=sum(len(h["workers"]) for h in hosts.values()))
+    return out
+
+
+def _batch_status(app_env: AppEnv, out: dict, info: dict, hosts: dict) -> dict:
+    """A SLURM cluster's status: its jobs (ids, states, nodes, workers) and up once the minimum joined."""
+    from switchyard.cluster import jobqueue
+
+    cluster = load_settings(app_env.settings_path).cluster
+    jobs = jobqueue.job_rows(app_env, info.get("workers", {}))
+    workers = sum(len(h["workers"]) for h in hosts.values())
+    minimum = jobqueue.wanted_of(cluster)[0] if cluster.jobqueue else 1
+    out.update(kind="slurm", jobs=jobs, hosts=hosts, workers=workers, state="up" if workers >= minimum else "degraded")
     return out
 
 
@@ -385,17 +406,25 @@ async def down(app_env: AppEnv, on_line: Line | None = None) -> dict:
     say = on_line or (lambda line: None)
     with cluster_lock(app_env):
         record = read_record(app_env)
-        if record is None:
+        settings = load_settings(app_env.settings_path)
+        batch = settings.cluster.kind == "slurm" or (record is not None and record.kind == "slurm")
+        if record is None and not batch:
             say(f"no cluster of '{app_env.app}' is recorded: nothing to stop")
             return {"app": app_env.app, "stopped": {}, "left": []}
-        settings = load_settings(app_env.settings_path)
-        result = await _stop_all(settings.cluster, record, say)
+        result = await _stop_all(settings.cluster, record, say) if record is not None else {}
         left = [name for name, state in result.items() if state in ("left", "unreachable")]
         for name, state in result.items():
             say(f"{name}: {state}")
-        if not left:
+        out: dict = {"app": app_env.app, "stopped": result, "left": left}
+        if batch:  # after the scheduler (its keeper submits no more): every job of the tag, a crashed caller's too
+            from switchyard.cluster import jobqueue
+
+            jobqueue.check_tools(app_env)
+            out["jobs_cancelled"] = await asyncio.to_thread(jobqueue.cancel_all, jobqueue.tag_of(app_env), say)
+            left += [f"job {j['id']}" for j in await asyncio.to_thread(jobqueue.jobs_of, jobqueue.tag_of(app_env))]
+        if not left and record is not None:
             record_path(app_env).unlink(missing_ok=True)
-        return {"app": app_env.app, "stopped": result, "left": left}
+        return out
 
 
 def workers_of(address: str) -> dict[str, int]:
@@ -425,6 +454,9 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
     is what the cold start would start.
     """
     record = read_record(app_env)
+    kind = load_settings(app_env.settings_path).cluster.kind
+    if kind == "slurm":
+        return _choose_batch(app_env, record, scheduler, cython, on_line, start)
     if record is not None and answers(record.address):
         if record.wanted != workers:
             on_line(f"the warm cluster runs {record.wanted}, not {workers}: planning on its workers")
@@ -450,6 +482,9 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
         if names == joined:
             return "existing", scheduler, dict(workers), "settings"
         return "existing", scheduler, seen, f"scheduler {scheduler}"
+    if kind == "address":
+        raise ClusterError(f"[cluster].kind = \"address\" in {app_env.settings_path}: nothing answers at {scheduler}: "
+                           "start the scheduler there, or fix [cluster].scheduler")
     if all(is_local_host(h) for h in workers):
         if start:
             tls.ensure(app_env.home)  # here, where cryptography is: the run's driver only reads them
@@ -462,6 +497,36 @@ def choose_cluster(app_env: AppEnv, scheduler: str, workers: dict[str, int], cyt
     st = asyncio.run(up(app_env, workers=workers, scheduler=scheduler, cython=cython, idle_timeout=600,
                         on_line=on_line))
     return "existing", st["address"], dict(workers), "settings"
+
+
+def _choose_batch(app_env: AppEnv, record: ClusterRecord | None, scheduler: str, cython: bool, on_line: Line,
+                  start: bool) -> tuple[str, str, dict[str, int], str]:
+    """``kind = "slurm"``: plan on the workers of the jobs that joined (adaptive: the rest join
+    as they come); with nothing up, RUN starts the cluster (a preview plans on the minimum)."""
+    from switchyard.cluster import jobqueue
+
+    cluster = load_settings(app_env.settings_path).cluster
+    if record is None or record.kind != "slurm" or not answers(record.address):
+        if not start:
+            minimum = jobqueue.wanted_of(cluster)[0]
+            on_line(f"no SLURM cluster of '{app_env.app}' is up: planning on its minimum of {minimum} worker(s); "
+                    f"start it with `switchyard cluster up {app_env.app}`")
+            return "ssh", scheduler, {"slurm-job": minimum}, "slurm settings"
+        on_line(f"no SLURM cluster of '{app_env.app}' is up: starting one (it stays up for the next runs; "
+                f"`switchyard cluster down {app_env.app}` stops it and cancels its jobs)")
+        st = asyncio.run(up(app_env, cython=cython, on_line=on_line))
+        address = st["address"]
+    else:
+        address = record.address
+        if record.cython != cython:
+            on_line(f"note: the SLURM cluster's workers run with cython={record.cython}")
+    seen = workers_of(address)
+    if not seen:
+        raise ClusterError(f"no worker job of '{app_env.app}' has joined the scheduler at {address} yet: "
+                           f"`switchyard cluster status {app_env.app}` lists the jobs; run again once one runs")
+    on_line(f"using the SLURM cluster of '{app_env.app}' at {address} ({sum(seen.values())} worker(s) of its jobs"
+            + ("; more join as the work needs them" if cluster.jobqueue and cluster.jobqueue.adaptive else "") + ")")
+    return "existing", address, seen, "slurm jobs"
 
 
 # ----------------------------------------------------------------------------- sync faces

@@ -147,6 +147,12 @@ def format_status(st: dict) -> str:
             tasks = ", ".join(f"{k} {v}" for k, v in sorted((w.get("tasks") or {}).items())) or "none"
             lines.append(f"    {w['name']:<16} {w['address']:<26} memory {_size(w['memory'])} of "
                          f"{_size(w['memory_limit'])}, processing {w['processing']}, tasks: {tasks}")
+    if st.get("kind") == "slurm":
+        lines.append(f"  SLURM jobs: {len(st.get('jobs') or [])}")
+        for j in st.get("jobs") or []:
+            lines.append(f"    job {j['id']:<10} {j['state']:<11} node {j['node'] or '-':<12} "
+                         f"workers: {', '.join(j['workers']) or 'none yet'}"
+                         + (f" ({j['reason']})" if j.get("reason") not in (None, "", "None") else ""))
     return "\n".join(lines)
 
 
@@ -203,7 +209,8 @@ def cmd_down(ns: argparse.Namespace) -> int:
     record = warm.read_record(app_env)
     _ask_password(ns, app_env, sorted({w.host for w in record.workers if not w.local}) if record else [])
     out = warm.down_sync(app_env, on_line=_log(ns))
-    text = (f"cluster of '{ns.app}': stopped {len(out['stopped'])} process(es)" if not out["left"] else
+    jobs = f", cancelled {len(out['jobs_cancelled'])} SLURM job(s)" if "jobs_cancelled" in out else ""
+    text = (f"cluster of '{ns.app}': stopped {len(out['stopped'])} process(es){jobs}" if not out["left"] else
             f"cluster of '{ns.app}': still running: {', '.join(out['left'])} (run down again)")
     _emit(ns, out, text)
     return 0 if not out["left"] else EXIT_FAILED

@@ -1,0 +1,173 @@
+"""Warm clusters on a real single-node SLURM (tests/integration/slurm.py): worker jobs submitted
+through dask-jobqueue, a dask-mode run on them, adaptive scaling, and ``down`` that leaves
+no job and no worker process. ``cluster up``, ``run`` and ``cluster down`` are separate CLI
+processes, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from switchyard.app import AppEnv
+from switchyard.cluster.jobqueue import job_of_worker, tag_of
+from switchyard.settings import update_cluster
+
+from . import slurm
+from .conftest import REPO, copy_apps
+
+pytestmark = pytest.mark.skipif(slurm.missing() is not None, reason=slurm.missing() or "")
+SWITCHYARD = Path(sys.executable).parent / "switchyard"
+FLIGHT = ["--arg", "files=4", "--arg", "rows_per_file=400"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(SLURM, apps, home): one SLURM and one workspace for the module; flight and the engine app."""
+    root = tmp_path_factory.mktemp("slurm")
+    apps = copy_apps(root / "apps")
+    shutil.copytree(REPO / "benchmarks" / "apps" / "engine", apps / "engine",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cluster = slurm.SlurmCluster(root / "slurm").start()
+    home = root / "home"
+    try:
+        yield cluster, apps, home
+    finally:
+        for app in ("flight", "engine"):
+            sy(cluster, apps, home, "cluster", "down", app, check=False)  # what a failed test left
+        cluster.stop()
+
+
+def sy(cluster, apps: Path, home: Path, *args: str, check: bool = True, timeout: float = 240):
+    """``switchyard ARGS --json`` (text output when ``check`` is false)."""
+    env = {**os.environ, **cluster.env, "SWITCHYARD_HOME": str(home), "SWITCHYARD_APPS": str(apps)}
+    proc = subprocess.run([str(SWITCHYARD), *args, *(["--json"] if check else [])], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+    return proc
+
+
+def workers_of_scheduler(address: str) -> list[psutil.Process]:
+    """Every ``dask worker`` process on this machine that joins the scheduler at ``address``."""
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "distributed.cli.dask_worker" in cmd and address in cmd:
+            out.append(p)
+    return out
+
+
+def job_id_of(proc: psutil.Process) -> str | None:
+    try:
+        return proc.environ().get("SLURM_JOB_ID")
+    except psutil.Error:
+        return None
+
+
+def batch_workers(home: Path, oid: str) -> set[str]:
+    with sqlite3.connect(home / "switchyard.db") as db:
+        return {w for (w,) in db.execute("SELECT worker FROM batches WHERE orchestration_id = ?", (oid,))}
+
+
+def test_slurm_cluster_up_run_down(site):
+    cluster, apps, home = site
+    update_cluster(apps / "flight" / "app_settings.toml", kind="slurm",
+                   jobqueue={"queue": cluster.partition, "walltime": "00:05:00", "jobs": 2, "cores": 1,
+                             "memory": "1GB"})
+    tag = tag_of(AppEnv("flight", apps, home))
+
+    st = sy(cluster, apps, home, "cluster", "up", "flight")
+    assert st["state"] == "up" and st["kind"] == "slurm" and st["workers"] == 2, st
+    listed = {j["id"]: j for j in cluster.jobs(tag)}
+    assert len(listed) == 2 and all(j["state"] == "RUNNING" for j in listed.values()), listed
+    assert {j["id"] for j in st["jobs"]} == set(listed)
+    assert all(len(j["workers"]) == 1 for j in st["jobs"]), st["jobs"]
+    address = st["address"]
+    assert address.startswith("tls://")
+    # The job script dask-jobqueue wrote: named with the tag, lifetime below the walltime, no caller env.
+    script = (home / "clusters" / tag / "worker-job.sh").read_text()
+    assert f"#SBATCH -J {tag}" in script and "#SBATCH --export=NONE" in script
+    assert "--lifetime 270s" in script and "-t 00:05:00" in script and "--tls-key" in script
+
+    text = sy(cluster, apps, home, "cluster", "status", "flight", check=False).stdout
+    assert "SLURM jobs: 2" in text
+
+    out = sy(cluster, apps, home, "run", "flight", "--mode", "4", *FLIGHT)
+    assert out["status"] == "completed" and out["completed"] == out["batches"] > 0, out
+    # Every batch ran in a worker of a job squeue lists, and no other worker joined the scheduler.
+    now = {j["id"] for j in cluster.jobs(tag)}
+    used = batch_workers(home, out["orchestration_id"])
+    assert used and all(job_of_worker(tag, w) in now for w in used), (used, now)
+    procs = workers_of_scheduler(address)
+    assert procs and all(job_id_of(p) in now for p in procs), [(p.pid, job_id_of(p)) for p in procs]
+    # Nanny + worker per job.
+    assert {job_id_of(p) for p in procs} == now
+
+    ref = sy(cluster, apps, home, "run", "flight", "--mode", "0", *FLIGHT)
+    a, b = pd.read_parquet(out["output"]), pd.read_parquet(ref["output"])
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+    down = sy(cluster, apps, home, "cluster", "down", "flight")
+    assert down["left"] == [] and set(down["jobs_cancelled"]) == now, down
+    assert cluster.jobs(tag) == []
+    deadline = time.monotonic() + 15
+    while workers_of_scheduler(address) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers_of_scheduler(address) == []
+
+    # A job of a caller that crashed before recording anything: `down` finds it by its name.
+    stray = cluster.run("sbatch", "--parsable", "-J", tag, "-p", cluster.partition, "-o", "/dev/null",
+                        "--wrap", "sleep 60").stdout.strip()
+    assert stray in {j["id"] for j in cluster.jobs(tag)}
+    again = sy(cluster, apps, home, "cluster", "down", "flight")
+    assert again["jobs_cancelled"] == [stray] and cluster.jobs(tag) == [], again
+    assert sy(cluster, apps, home, "cluster", "status", "flight")["state"] == "down"
+
+
+def test_adaptive_slurm_cluster_scales_up_for_the_work(site):
+    cluster, apps, home = site
+    update_cluster(apps / "engine" / "app_settings.toml", kind="slurm",
+                   jobqueue={"queue": cluster.partition, "walltime": "00:05:00", "minimum_jobs": 1,
+                             "maximum_jobs": 3, "cores": 1, "memory": "1GB"})
+    tag = tag_of(AppEnv("engine", apps, home))
+    st = sy(cluster, apps, home, "cluster", "up", "engine")
+    assert st["state"] == "up" and st["workers"] == 1 and len(cluster.jobs(tag)) == 1, st
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(len([j for j in cluster.jobs(tag) if j["state"] == "RUNNING"]))
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        out = sy(cluster, apps, home, "run", "engine", "--mode", "4", "--arg", "n=12", "--arg", "work_ms=700")
+    finally:
+        done.set()
+        watcher.join(5)
+    assert out["status"] == "completed" and out["completed"] == 12, out
+    assert Path(out["output"]).read_text().strip() == "12"
+    # The plan was made on the one worker up at the start; the keeper submitted more jobs for the
+    # twelve batches waiting, and they joined and took work.
+    assert max(seen) >= 2, seen
+    used = batch_workers(home, out["orchestration_id"])
+    assert len(used) >= 2 and all(job_of_worker(tag, w) for w in used), used
+
+    down = sy(cluster, apps, home, "cluster", "down", "engine")
+    assert down["left"] == [] and cluster.jobs(tag) == []
