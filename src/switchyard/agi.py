@@ -56,16 +56,19 @@ class AGI:
     @staticmethod
     async def run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
                   workers: dict[str, int] | None = None, detach: bool = False, on_line: Line | None = None,
-                  request: RunRequest | None = None, **args: Any) -> RunResult:
+                  request: RunRequest | None = None, backups: bool | None = None, **args: Any) -> RunResult:
         """Run the app as an orchestration; waits for its end unless ``detach``.
 
         Options and app args come as keywords (``mode=4, workers=..., files=8``) or as one
         ``request=RunRequest(mode=4, args={"files": 8})``; keywords win over the request.
+        ``backups=True`` starts backup copies of straggling batches near the run's end (off by
+        default; only for apps whose class sets ``pure_batches = True``, on Dask).
         """
         from switchyard.runs.submit import run_sync
 
+        options = {"backups": backups} if backups is not None else None
         return await asyncio.to_thread(run_sync, app_env, mode, scheduler, workers, detach, on_line,
-                                       request, **args)
+                                       request, options=options, **args)
 
     @staticmethod
     async def load_data(app_env: AppEnv, rows: int = 20, run: str | None = None):

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detach", action="store_true", help="start the driver and print the orchestration id")
     run.add_argument("--engine-log", action="store_true",
                      help="also follow the engine's lines that run.log leaves out (runs/<id>/engine.log)")
+    run.add_argument("--backup-tasks", action="store_true",
+                     help="near the end, start a copy of a straggling batch on a free worker; the first "
+                          "copy to complete wins (apps with pure_batches = True, dask modes)")
 
     bench = sub.add_parser("bench", parents=[common, cluster], help="run every enabled mode; write benchmark.json")
     bench.add_argument("app")
@@ -214,7 +217,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     res = asyncio.run(AGI.run(_app_env(ns), mode=ns.mode, scheduler=ns.scheduler, workers=ns.workers,
                               detach=ns.detach, on_line=_log_line(ns), engine_log=ns.engine_log,
-                              **dict(ns.arg)))
+                              backups=True if ns.backup_tasks else None, **dict(ns.arg)))
     _emit(ns, res.to_dict(), str(res))
     if ns.detach:
         return 0

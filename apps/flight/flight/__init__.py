@@ -78,6 +78,7 @@ class Flight(App):
 
     Args = FlightArgs
     compiled_modules = ("worker",)
+    pure_batches = True  # a batch reads its files and returns its result: a backup copy is harmless
 
     @property
     def dataset(self) -> str:

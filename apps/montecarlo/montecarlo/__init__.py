@@ -54,6 +54,7 @@ class MonteCarlo(App):
 
     Args = MonteCarloArgs
     stream_results = True  # reduce only iterates its results
+    pure_batches = True  # a batch only computes and returns: a backup copy is harmless
     compiled_modules = ("worker",)
 
     def partitions(self) -> list[Partition]:

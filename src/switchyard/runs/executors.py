@@ -279,6 +279,34 @@ class DaskExecutor:
                 out[p] = self._completions.watch(fut)
         return out
 
+    def submit_backup(self, spec: BatchSpec, idx: int, partition: Partition, worker: str, key: str) -> Any:
+        """Submit a backup copy of a batch to the worker named ``worker`` only (no stealing
+        moves it: it is there because that worker is free)."""
+        address = next((a for a, n in self.names.items() if n == worker), None)
+        return self._completions.watch(self.client.submit(
+            run_batch, spec, idx, partition, key=key, pure=False,
+            workers=[address] if address else None, allow_other_workers=address is None))
+
+    def observe(self, futures: Iterable[Any]) -> tuple[dict[Any, str], dict[str, int]]:
+        """One look at the cluster: future -> worker name of those of ``futures`` executing, and
+        worker name -> threads executing nothing (of any run). ({}, {}) when the workers cannot
+        be asked: never "all free" on a failed query."""
+        try:
+            executing = self._executing(strict=True)
+            info = self.client.scheduler_info()["workers"]
+        except Exception:  # ExecutingUnknown, or the scheduler went away
+            return {}, {}
+        free: dict[str, int] = {}
+        for addr, w in info.items():
+            name = self.names[addr] = str(w.get("name"))
+            free[name] = int(w.get("nthreads") or 1)
+        for worker in executing.values():
+            if worker in free:
+                free[worker] -= 1
+        by_key = {f.key: f for f in futures}
+        running = {by_key[k]: w for k, w in executing.items() if k in by_key}
+        return running, {w: n for w, n in free.items() if n > 0}
+
     def wait(self, futures: Container, timeout: float) -> list[Any]:
         """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
         return self._completions.wait(futures, timeout)

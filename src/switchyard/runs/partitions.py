@@ -37,6 +37,8 @@ from switchyard.cluster.addresses import slot_names
 from switchyard.modes import Mode, mode_string
 from switchyard.runs import launcher
 from switchyard.runs import checkpoints
+from switchyard.runs.backups import Stragglers
+from switchyard.runs.plan_window import PlanWindow
 from switchyard.runs.leases import OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL
 from switchyard.runs.request import RunRequest, app_env_of
 from switchyard.runs.retry import backoff
@@ -147,6 +149,7 @@ class Job:
     backoff_cap: float = 30.0
     max_inflight: int = 0  # 0: no cap
     plan_note: str = ""  # which plan this run uses, and why
+    backups: bool = False  # straggler backups (switchyard.runs.backups)
     extra: dict = field(default_factory=dict)
 
     @staticmethod
@@ -169,6 +172,7 @@ class Job:
             mode=int(req.mode or 0), max_attempts=req.max_attempts, max_inflight=req.max_inflight,
             backoff_base=float(opts.get("backoff_base", 0.5)), backoff_cap=float(opts.get("backoff_cap", 30.0)),
             plan_note=str(opts.get("plan_note") or ""),
+            backups=bool(opts.get("backups")) and Mode(int(req.mode or 0)).uses_dask,
         )
 
 
@@ -214,6 +218,8 @@ class AppPartitions:
         self._observing: Any = None
         self.settled_seconds: list[float] = [0.0, 0]  # completed batches: seconds in all, count (the ETA)
         self.devices: dict[int, str] = {}  # batch -> the device it completed on (worker-side probe)
+        self.stragglers: Stragglers | None = None  # straggler backups, when the run asks for them
+        self.window: PlanWindow | None = None  # a plan from measured costs is followed, worker by worker
 
     # what the source reads from its driver
     store = property(lambda self: self.driver.store)
@@ -300,9 +306,19 @@ class AppPartitions:
         if job.plan_note:
             self.log.write(f"driver: {job.plan_note}")
         self._start_executor(job)
+        if job.backups and hasattr(self.executor, "observe"):
+            self.stragglers = Stragglers(self, job)
+            self.log.write("driver: straggler backups on: near the end, a batch running far past its "
+                           "expected time gets a copy on a free worker; the first copy to complete wins")
         self.writer = checkpoints.Writer(self.run_dir)
         setup_seconds = time.time() - t0
         total = self._total = len(job.partitions)
+        if Mode(job.mode).uses_dask:
+            self.window = PlanWindow.from_plan(self.run_dir, total)
+            if self.window is not None:
+                self.log.write(f"driver: following the plan from measured costs: at most {self.window.window} "
+                               "batches in flight per worker, biggest first; a worker done with its own "
+                               "takes the smallest left of the busiest")
         states = self.store.batch_states(self.oid)
         attempts = {i: n for i, _, n in states}
         finished = (BatchStatus.COMPLETED.value, BatchStatus.SKIPPED.value)
@@ -337,13 +353,18 @@ class AppPartitions:
             else:
                 room = cap - len(inflight)
                 if room > 0 and len(todo) > len(inflight):  # some batch waits (cheap test first)
-                    due = todo.take(now, room, set(inflight.values()))
+                    slot_of = job.slot_of
+                    if self.window is not None and not self.window.is_empty:
+                        slot_of = dict(self.window.take(now, todo, set(inflight.values())))
+                        due = list(slot_of)
+                    else:
+                        due = todo.take(now, room, set(inflight.values()))
                     if due:
                         if isinstance(job.partitions, StoredPartitions):
                             job.partitions.prefetch(due)
                         # One message per worker slot for all due batches, not one per batch.
                         futs = self.executor.submit_many(job.spec, [
-                            (i, job.partitions[i], job.slot_of[i], f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}")
+                            (i, job.partitions[i], slot_of[i], f"{self.oid}-{i}-{attempts[i] + 1}-{self._token}")
                             for i in due])
                         inflight.update(zip(futs, due))
             if not inflight and not todo:
@@ -354,18 +375,35 @@ class AppPartitions:
                 time.sleep(min(STATUS_POLL, max(0.01, min(todo.values()) - time.time())))
                 continue
             done = self.executor.wait(inflight, timeout=STATUS_POLL)
-            if time.monotonic() - observed >= OBSERVE_INTERVAL:
-                if self._show_running(inflight, shown_running, done):
+            looks = Stragglers.INTERVAL if self.stragglers is not None else OBSERVE_INTERVAL
+            if time.monotonic() - observed >= looks:
+                seen = self._show_running(inflight, shown_running, done)
+                if seen is not None:
                     observed = time.monotonic()
+                    if self.stragglers is not None:
+                        try:
+                            self.stragglers.look(inflight, todo, done, *seen)
+                        except Exception as e:  # a backup is an extra: it never fails the run
+                            self.log.write(f"driver: no backup this time: {type(e).__name__}: {e}")
             if not done:
                 continue
             records = []
             got = self.executor.outcomes(done)  # one round trip for all of them
             for fut in done:
-                i = inflight.pop(fut)
+                i = inflight.pop(fut, None)
+                if i is None:  # the losing copy of a batch with a backup: its result is dropped
+                    continue
+                if self.stragglers is not None and not self.stragglers.settles(fut, i, got[fut], inflight):
+                    continue
                 shown_running.discard(i)
                 records.append(self._settle(job, i, got[fut], attempts, todo, dead))
+                if self.window is not None:
+                    self.window.settled(i, again=records[-1]["status"] == BatchStatus.FAILED.value)
             self.store.record_results(self.oid, records, owner=self.owner)
+            if self.stragglers is not None and len(todo) <= len(inflight):
+                observed = float("-inf")  # the run's end: a worker may be free now, look at once
+        if self.stragglers is not None:
+            self.stragglers.finish()
         exec_seconds = time.time() - t_exec
         if dead:
             first = dead[min(dead)]
@@ -394,21 +432,24 @@ class AppPartitions:
         except Exception as e:
             self.log.write(f"driver: lineage not written: {type(e).__name__}: {e}")
 
-    def _show_running(self, inflight: dict, shown: set[int], done: list) -> bool:
+    def _show_running(self, inflight: dict, shown: set[int], done: list) -> tuple | None:
         """Mark the batches that really execute as running (queued ones stay pending).
 
         Asking the workers takes a round trip to each (long when they are busy), so it is
         asked in a thread and its answer applied on a later turn of the loop: the submit
-        and settle loop never waits for it. True when an answer was applied."""
+        and settle loop never waits for it. When an answer was applied: (future -> worker
+        of the executing ones, worker -> free threads; {} unless backups are on), else None."""
         if self._observing is None:
-            self._observing = self._observer.submit(self.executor.running, list(inflight))
-            return False
+            look = self.executor.observe if self.stragglers is not None else self.executor.running
+            self._observing = self._observer.submit(look, list(inflight))
+            return None
         if not self._observing.done():
-            return False
+            return None
         try:
-            running = self._observing.result()
+            got = self._observing.result()
         except Exception:
-            running = {}
+            got = {}
+        running, free = got if isinstance(got, tuple) else (got, {})
         self._observing = None
         finished = set(done)
         started = {inflight[f]: w for f, w in running.items()
@@ -416,7 +457,7 @@ class AppPartitions:
         if started:
             self.store.batches_started(self.oid, list(started), started, owner=self.owner)
             shown.update(started)
-        return True
+        return running, free
 
     def _hold(self, inflight: dict, todo: dict) -> bool:
         """Pausing: cancel the batches that have not started; the executing ones finish.
@@ -432,7 +473,10 @@ class AppPartitions:
         kept = set(self.executor.cancel(queued))  # those that started meanwhile
         for f in queued:
             if f not in kept:
-                todo[inflight.pop(f)] = 0.0
+                i = inflight.pop(f)
+                todo[i] = 0.0
+                if self.window is not None:
+                    self.window.settled(i, again=True)
         self.log.write(f"driver: pausing: {len(inflight)} executing batches finish first; "
                        f"{len(queued) - len(kept)} queued batches stay pending")
         return True
@@ -457,12 +501,14 @@ class AppPartitions:
 
     def _cancel(self, inflight: dict) -> Status:
         # Stays `cancelling` until nothing of this run executes on any worker.
+        if self.stragglers is not None:
+            self.stragglers.finish()
         self.executor.stop(list(inflight), prefix=f"{self.oid}-")
         now = time.time()
         if inflight:
             self.store.record_results(self.oid, owner=self.owner, results=[
                 {"idx": i, "status": BatchStatus.CANCELLED.value, "ended_at": now, "error": "cancelled"}
-                for i in inflight.values()])
+                for i in sorted(set(inflight.values()))])
         self.log.write(f"driver: cancelled: {len(inflight)} in-flight batches cancelled, "
                        "no further batch starts")
         self._finish("cancelled")

@@ -11,8 +11,9 @@ parameters.
 
 Engine options (mode, scheduler, workers, limits, origin, and ``options`` for
 later ones, e.g. ``options["costs"]``, the plan's cost source ``"weights"`` or
-``"measured"``) are kept apart from the app's own ``args``; their names are
-reserved against app arg names (:data:`switchyard.app.RESERVED_ARG_NAMES`).
+``"measured"``, and ``options["backups"]``, straggler backups on or off) are kept
+apart from the app's own ``args``; their names are reserved against app arg names
+(:data:`switchyard.app.RESERVED_ARG_NAMES`).
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ def resolve(app_env: AppEnv, *, mode: int | str | None = None, scheduler: str | 
         from switchyard.plan.costs import check_source
 
         options["costs"] = check_source(options["costs"])
+    if "backups" in options:  # straggler backups: only for apps whose batches are pure, on Dask
+        from switchyard.runs.backups import check_backups
+
+        options["backups"] = check_backups(options["backups"], app_cls, int(m))
     request = RunRequest(
         app=app_env.app, apps_dir=str(app_env.apps_path), mode=int(m),
         scheduler=check_scheduler(settings.cluster.scheduler if scheduler is None else scheduler),

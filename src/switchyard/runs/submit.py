@@ -213,7 +213,8 @@ def choose_plan(res: Resolved, partitions: list, on_line: Line):
 def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
               workers: dict[str, int] | None = None, on_line: Line | None = None,
               max_attempts: int = 3, max_inflight: int | None = None, origin: dict | None = None,
-              request: RunRequest | None = None, **args: Any) -> tuple[str, Any]:
+              request: RunRequest | None = None, options: dict | None = None,
+              **args: Any) -> tuple[str, Any]:
     """Resolve, install if needed, plan, record the orchestration and hand it to the queue.
 
     ``origin`` says what launched the run when it was not an operator (e.g.
@@ -233,7 +234,7 @@ def start_run(app_env: AppEnv, mode: int | str | None = None, scheduler: str | N
         max_inflight = request.max_inflight if max_inflight is None else max_inflight
     res = resolve(app_env, mode=mode, scheduler=scheduler, workers=workers, args=args,
                   max_attempts=max_attempts, max_inflight=max_inflight, origin=origin,
-                  options=dict(request.options) if request is not None else None)
+                  options={**(dict(request.options) if request is not None else {}), **(options or {})})
     check_supported(res.mode & ~Mode.RAPIDS)  # the rapids bit is checked on each host that runs batches
     if res.mode.uses_rapids:
         check_rapids(app_env, res.mode, dict(res.request.workers), "RUN", on_line)
@@ -373,11 +374,13 @@ def follow_run(app_env: AppEnv, oid: str, proc: Any, on_line: Line, poll: float 
 
 def run_sync(app_env: AppEnv, mode: int | str | None = None, scheduler: str | None = None,
              workers: dict[str, int] | None = None, detach: bool = False, on_line: Line | None = None,
-             request: RunRequest | None = None, engine_log: bool = False, **args: Any) -> RunResult:
-    """Start the run and, unless ``detach``, follow it to its end (``engine_log``: see :func:`follow_run`)."""
+             request: RunRequest | None = None, engine_log: bool = False, options: dict | None = None,
+             **args: Any) -> RunResult:
+    """Start the run and, unless ``detach``, follow it to its end (``engine_log``: see :func:`follow_run`).
+    ``options``: engine options of the request (e.g. ``{"backups": True}``), over the request's."""
     on_line = on_line or _print
     oid, proc = start_run(app_env, mode=mode, scheduler=scheduler, workers=workers, on_line=on_line,
-                          request=request, **args)
+                          request=request, options=options, **args)
     if detach:
         return result_of(open_store(app_env), oid)
     return follow_run(app_env, oid, proc, on_line, engine_log=engine_log)

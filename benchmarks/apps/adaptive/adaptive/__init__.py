@@ -39,6 +39,7 @@ class Adaptive(App):
 
     Args = AdaptiveArgs
     cost_args = ("n", "big", "unit_ms")
+    pure_batches = True  # a batch only sleeps and returns its size: a backup copy is harmless
 
     def partitions(self) -> list[Partition]:
         parts = [Partition(name=f"s{i:03d}", weight=1.0, items=(1.0,)) for i in range(self.args.n)]
