@@ -88,6 +88,11 @@ def test_slurm_cluster_up_run_down(site):
                              "memory": "1GB"})
     tag = tag_of(AppEnv("flight", apps, home))
 
+    # INSTALL: the worker environment, checked from inside a job on the queue.
+    inst = sy(cluster, apps, home, "install", "flight", check=False)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    assert f"inside a job: ready {slurm.NODE}" in inst.stdout, inst.stdout[-2000:]
+
     st = sy(cluster, apps, home, "cluster", "up", "flight")
     assert st["state"] == "up" and st["kind"] == "slurm" and st["workers"] == 2, st
     listed = {j["id"]: j for j in cluster.jobs(tag)}

@@ -351,8 +351,9 @@ def check_in_job(app_env: AppEnv, jq: JobqueueSettings, say: Line, timeout: floa
         raise SettingsError(app_env.settings_path, "cluster.kind", "'slurm' but srun is not on PATH",
                             "run switchyard where the SLURM client commands are (a login node)")
     python = jq.python or str(env_python(app_env))
-    code = ("import importlib, socket, sys; import distributed; importlib.import_module(sys.argv[1]); "
-            "print('ready', socket.gethostname(), distributed.__version__)")
+    code = ("import importlib, os, socket, sys; import distributed; importlib.import_module(sys.argv[1]); "
+            "print('ready', os.environ.get('SLURMD_NODENAME') or socket.gethostname(), distributed.__version__, "
+            "'job', os.environ.get('SLURM_JOB_ID', '?'))")
     argv = ["srun", "--export=NONE", f"--partition={jq.queue}", f"--job-name={tag_of(app_env)}-install",
             "--ntasks=1", f"--cpus-per-task={max(1, jq.cores // jq.processes)}", "--time=00:05:00",
             *([f"--account={jq.account}"] if jq.account else []),
@@ -370,4 +371,4 @@ def check_in_job(app_env: AppEnv, jq: JobqueueSettings, say: Line, timeout: floa
                            "shared file system, or set [cluster.jobqueue].python")
     line = next(x for x in out.stdout.splitlines() if x.startswith("ready"))
     say(f"inside a job: {line}")
-    return {"node": line.split()[1], "distributed": line.split()[2], "python": python}
+    return {"node": line.split()[1], "distributed": line.split()[2], "job": line.split()[-1], "python": python}

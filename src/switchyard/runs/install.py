@@ -35,15 +35,26 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
         probes = check_rapids(app_env, req.modes, dict(req.workers), "INSTALL", on_line or _print,
                               need_packages=False)
         rapids_cuda = next((p.get("cuda_major") for h, p in probes.items() if is_local_host(h)), None)
+    from switchyard.settings import load_settings
+
+    cluster = load_settings(app_env.settings_path).cluster
+    if cluster.kind == "slurm":  # the env here (the workspace on the shared file system), checked inside a job
+        from switchyard.cluster import jobqueue
+
+        jobqueue.check_tools(app_env)
+        result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force)
+        if not result.ok:
+            raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
+        jobqueue.check_in_job(app_env, cluster.jobqueue, on_line or _print)
+        return result
     scheduler_host = split_address(req.scheduler)[0]
     hosts = list(req.workers) + ([] if scheduler_runs_here(scheduler_host) or scheduler_host in req.workers
                                  else [scheduler_host])
     if any(not is_local_host(h) for h in hosts):
         # Remote hosts: the driver's env here and the workers' env on each host, over SSH.
         from switchyard.cluster.remote import install_everywhere
-        from switchyard.settings import load_settings
 
-        return install_everywhere(app_env, load_settings(app_env.settings_path).cluster, hosts, cython=cython,
+        return install_everywhere(app_env, cluster, hosts, cython=cython,
                                   force=force, on_line=on_line or _print)
     result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force, rapids_cuda=rapids_cuda)
     if not result.ok:
