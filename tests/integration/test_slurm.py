@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from switchyard.app import AppEnv
 from switchyard.cluster.jobqueue import job_of_worker, tag_of
@@ -81,7 +82,14 @@ def batch_workers(home: Path, oid: str) -> set[str]:
         return {w for (w,) in db.execute("SELECT worker FROM batches WHERE orchestration_id = ?", (oid,))}
 
 
-def test_slurm_cluster_up_run_down(site):
+def _cluster_section(apps: str, home: str) -> None:
+    from switchyard.app import AppEnv
+    from switchyard.ui import cluster_panel
+
+    cluster_panel.render(AppEnv("flight", apps_dir=apps, workspace=home))
+
+
+def test_slurm_cluster_up_run_down(site, monkeypatch):
     cluster, apps, home = site
     update_cluster(apps / "flight" / "app_settings.toml", kind="slurm",
                    jobqueue={"queue": cluster.partition, "walltime": "00:05:00", "jobs": 2, "cores": 1,
@@ -108,6 +116,14 @@ def test_slurm_cluster_up_run_down(site):
 
     text = sy(cluster, apps, home, "cluster", "status", "flight", check=False).stdout
     assert "SLURM jobs: 2" in text
+    # The Orchestrate page's Cluster section lists the jobs with their SLURM ids and states.
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    page = AppTest.from_function(_cluster_section, args=(str(apps), str(home)), default_timeout=30).run()
+    assert not page.exception, page.exception
+    tables = [t.value for t in page.dataframe]
+    jobs = next(t for t in tables if "job" in t.columns)
+    assert set(jobs["job"]) == set(listed) and set(jobs["state"]) == {"RUNNING"}, jobs
+    assert any("SLURM jobs: 2" in c.value for c in page.caption)
 
     out = sy(cluster, apps, home, "run", "flight", "--mode", "4", *FLIGHT)
     assert out["status"] == "completed" and out["completed"] == out["batches"] > 0, out

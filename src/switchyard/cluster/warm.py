@@ -358,7 +358,7 @@ def _batch_status(app_env: AppEnv, out: dict, info: dict, hosts: dict) -> dict:
     jobs = jobqueue.job_rows(app_env, info.get("workers", {}))
     workers = sum(len(h["workers"]) for h in hosts.values())
     minimum = jobqueue.wanted_of(cluster)[0] if cluster.jobqueue else 1
-    out.update(kind="slurm", jobs=jobs, hosts=hosts, workers=workers, state="up" if workers >= minimum else "degraded")
+    out.update(kind="slurm", tag=jobqueue.tag_of(app_env), jobs=jobs, hosts=hosts, workers=workers, state="up" if workers >= minimum else "degraded")
     return out
 
 

@@ -41,6 +41,13 @@ def _status_rows(st_: dict) -> list[dict]:
     return rows
 
 
+def job_rows(st_: dict) -> list[dict]:
+    """A batch-system cluster's jobs: SLURM id, state, node, the workers each runs."""
+    return [{"job": j["id"], "state": j["state"], "node": j.get("node") or "",
+             "workers": ", ".join(j.get("workers") or []) or "none yet",
+             "reason": "" if j.get("reason") in (None, "None") else j["reason"]} for j in st_.get("jobs") or []]
+
+
 def render(app_env: AppEnv) -> None:
     """Start, inspect and stop the app's warm cluster; RUN uses it while it is up."""
     st.caption("A warm cluster stays up between runs; RUN uses it instead of starting one. "
@@ -101,3 +108,9 @@ def _live(app_env: AppEnv) -> None:
     rows = _status_rows(status)
     if rows:
         st.dataframe(rows, hide_index=True, use_container_width=True)
+    if status.get("kind") == "slurm":
+        jobs = job_rows(status)
+        st.caption(f"SLURM jobs: {len(jobs)} (job name {status.get('tag') or 'sy-' + app_env.app}; "
+                   f"`squeue --name` lists them)")
+        if jobs:
+            st.dataframe(jobs, hide_index=True, use_container_width=True)
