@@ -190,5 +190,40 @@ def test_adaptive_slurm_cluster_scales_up_for_the_work(site):
     used = batch_workers(home, out["orchestration_id"])
     assert len(used) >= 2 and all(job_of_worker(tag, w) for w in used), used
 
+    # A job that ends mid-run (scancel here; a walltime or a node alike): its batches run again on
+    # the other workers, and no attempt is used.
+    from switchyard.cluster.connect import connect
+    from switchyard.cluster.record import read_record
+
+    read_record(AppEnv("engine", apps, home))  # this process's clients present the workspace's certificates
+    started = sy(cluster, apps, home, "run", "engine", "--mode", "4", "--arg", "n=6", "--arg", "work_ms=2500",
+                 "--detach")
+    oid = started["orchestration_id"]
+    with connect(st["address"]) as client:
+        deadline = time.monotonic() + 30
+        busy: dict = {}
+        while time.monotonic() < deadline:
+            info = client.scheduler_info(n_workers=-1)["workers"]
+            busy = {job_of_worker(tag, str(info[a]["name"])): n for a, n in client.processing().items()
+                    if a in info and n}
+            if len(busy) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(busy) >= 2, busy
+        victim = sorted(busy)[-1]
+        cluster.run("scancel", victim)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with sqlite3.connect(home / "switchyard.db") as db:
+            (status,) = db.execute("SELECT status FROM orchestrations WHERE id = ?", (oid,)).fetchone()
+        if status in ("completed", "failed", "cancelled", "interrupted"):
+            break
+        time.sleep(0.3)
+    with sqlite3.connect(home / "switchyard.db") as db:
+        rows = db.execute("SELECT status, attempts, worker FROM batches WHERE orchestration_id = ?", (oid,)).fetchall()
+    assert status == "completed" and len(rows) == 6, (status, rows)
+    assert all(r[0] == "completed" and r[1] == 1 for r in rows), rows
+    assert victim not in {job_of_worker(tag, r[2]) for r in rows}, (victim, rows)
+
     down = sy(cluster, apps, home, "cluster", "down", "engine")
     assert down["left"] == [] and cluster.jobs(tag) == []
