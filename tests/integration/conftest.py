@@ -41,3 +41,46 @@ def cli_json(*args: str, home: Path, apps: Path, timeout: float = 240) -> dict:
     proc = cli(*args, "--json", home=home, apps=apps, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
+
+
+# ----------------------------------------------------------------------------- SSH workers apart
+HIDDEN_HOST = "127.0.0.2"
+# What the caller holds while the hidden host's cluster starts and its runs are driven: none of it
+# may reach code running on that host.
+CALLER_SECRETS = {"SWITCHYARD_API_TOKEN": "api-tok-H1", "SWITCHYARD_SMTP_PASSWORD": "smtp-pw-H2",
+                  "AWS_SECRET_ACCESS_KEY": "aws-H3", "DB_PASSWORD": "db-pw-H4"}
+
+
+@pytest.fixture(scope="module")
+def hidden_ssh(tmp_path_factory):
+    """(app env, scheduler address): a tiny app's warm cluster of two workers on the SSH "host"
+    127.0.0.2, whose sshd runs in a mount namespace where the workspace and the apps folder are
+    empty tmpfs mounts. Its workers cannot read any file of the driver's, as a host without a
+    shared file system: code, jobs, results and cancels reach them over Dask only. The cluster is
+    started (remote install included) while the caller's environment holds ``CALLER_SECRETS``.
+    A job or batch whose one item is "environ" returns the environment it runs in."""
+    from switchyard.app import AppEnv
+    from switchyard.cluster import warm
+
+    from ..conftest import TINY_INIT, make_tiny_app
+    from .sshd import SSHServer, ssh_settings_toml
+
+    root = tmp_path_factory.mktemp("hidden-ssh")
+    apps, home = root / "apps", root / "home"
+    make_tiny_app(apps, init=TINY_INIT.replace(
+        "    def work_item(self, item):\n",
+        "    def work_item(self, item):\n        if item == \"environ\":\n"
+        "            import os\n            return dict(os.environ)\n"))
+    env = AppEnv("tinyapp", apps_dir=apps, workspace=home)
+    with SSHServer(root / "sshd", [HIDDEN_HOST], hide=[apps, home]) as server:
+        settings = env.settings_path.read_text().replace('"127.0.0.1" = 2', f'"{HIDDEN_HOST}" = 2')
+        env.settings_path.write_text(settings.replace("[cluster]\n", '[cluster]\nscheduler = "127.0.0.1:0"\n')
+                                     + "\n" + ssh_settings_toml(server, {HIDDEN_HOST: root / "host"}))
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                for name, value in CALLER_SECRETS.items():
+                    mp.setenv(name, value)
+                up = warm.up_sync(env, join_timeout=180)
+            yield env, up["address"]
+        finally:
+            warm.down_sync(env)

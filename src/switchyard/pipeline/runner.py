@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -79,7 +80,12 @@ def run_step(spec: dict[str, Any]) -> dict[str, Any]:
     with open(folder / "step.log", "a", encoding="utf-8") as log:
         log.write(f"--- attempt {spec['attempt']} on {worker} at {time.strftime('%H:%M:%S')} ---\n")
         log.flush()
-        proc = subprocess.Popen([spec["python"], "-u", str(script)], cwd=folder, env=env, stdout=log,
+        python = spec["python"]
+        if not os.path.exists(python):  # a worker on a host without the driver's files: its own env
+            log.write(f"--- {python} is not on this worker: the step runs with its own python "
+                      f"{sys.executable} ---\n")
+            python = sys.executable
+        proc = subprocess.Popen([python, "-u", str(script)], cwd=folder, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         entry = [spec.get("oid") or run_dir.name, proc, False]
         with _running_lock:
