@@ -137,3 +137,25 @@ def test_sbatch_missing_gives_one_line_and_starts_nothing(tmp_path):
     if shutil.which("sbatch") is None:  # the library path too, where no SLURM is installed
         with pytest.raises(SwitchyardError):
             warm.up_sync(app_env)
+
+
+def test_preview_of_a_slurm_app_plans_on_the_minimum_and_address_starts_nothing(tmp_path):
+    from switchyard.exceptions import ClusterError
+    from switchyard.runs.request import resolve
+
+    apps = tmp_path / "apps"
+    make_tiny_app(apps, "tinyapp")
+    app_env = AppEnv("tinyapp", apps_dir=apps, workspace=tmp_path / "home")
+    update_cluster(app_env.settings_path, kind="slurm", dask=True,
+                   jobqueue={"queue": "debug", "minimum_jobs": 2, "maximum_jobs": 5, "cores": 2, "processes": 2})
+    lines: list[str] = []
+    req = resolve(app_env, mode=4, place=True, on_line=lines.append).request
+    assert dict(req.workers) == {"slurm-job": 4} and req.workers_from == "slurm settings", req
+    assert any("planning on its minimum of 4 worker(s)" in x for x in lines), lines
+    assert not (app_env.home / "clusters").exists()  # a preview submits nothing
+
+    update_cluster(app_env.settings_path, kind="address", scheduler="127.0.0.1:1")
+    with pytest.raises(ClusterError) as e:
+        resolve(app_env, mode=4, place=True, start_cluster=True)
+    assert "\n" not in str(e.value) and 'kind = "address"' in str(e.value) and "nothing answers" in str(e.value)
+    assert not (app_env.home / "clusters").exists()
