@@ -503,15 +503,29 @@ class AppPartitions:
         # Stays `cancelling` until nothing of this run executes on any worker.
         if self.stragglers is not None:
             self.stragglers.finish()
-        self.executor.stop(list(inflight), prefix=f"{self.oid}-")
+        left = self.executor.stop(list(inflight), prefix=f"{self.oid}-")
+        still: dict[int, str] = {}  # idx -> worker of the batches that may still execute
+        for key, worker in left.items():  # keys are "<oid>-<idx>-<attempt>-<token>"
+            head = key[len(self.oid) + 1:].split("-")[0]
+            if head.isdigit():
+                still[int(head)] = worker
         now = time.time()
         if inflight:
             self.store.record_results(self.oid, owner=self.owner, results=[
-                {"idx": i, "status": BatchStatus.CANCELLED.value, "ended_at": now, "error": "cancelled"}
+                {"idx": i, "status": BatchStatus.CANCELLED.value, "ended_at": now,
+                 "error": f"cancelled, but may still execute on {still[i]}" if i in still else "cancelled"}
                 for i in sorted(set(inflight.values()))])
         self.log.write(f"driver: cancelled: {len(inflight)} in-flight batches cancelled, "
                        "no further batch starts")
-        self._finish("cancelled")
+        error = None
+        if left:
+            names = {b.idx: b.name for b in self.store.batches(self.oid)}
+            which = [f"{names.get(i, i)} on {w}" for i, w in sorted(still.items())] or sorted(left)
+            where = getattr(self.executor, "address", None)
+            error = (f"cancelled, but {len(which)} batches may still execute ({', '.join(which)}): "
+                     f"{f'the scheduler at {where}' if where else 'the driver'} did not stop them; "
+                     "their results are dropped")
+        self._finish("cancelled", error=error)
         return Status.CANCELLED
 
     def _interrupt_by_signal(self, inflight: dict) -> Status:
