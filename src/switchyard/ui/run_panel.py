@@ -182,7 +182,10 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
             st.error(error_text(category or "app", message or "the run could not start"))
         st.markdown("**Run logs**")
         log_view(log_lines(now["log"]), key="run-log", height=360)
-        engine_log_view(now["log"], key="engine-log")
+        # engine.log lies in the run's folder, also while the panel follows the RUN job's own log
+        orch = now["orch"]
+        engine_log_view(Path(orch.run_dir) / "run.log" if orch is not None and orch.run_dir else now["log"],
+                        key="engine-log")
         if busy and not now["live"]:
             st.rerun()  # finished: refresh the page (Load data, benchmark results)
 
