@@ -346,6 +346,8 @@ class AppPartitions:
                 if not holding:
                     holding = self._hold(inflight, todo)
                 if holding and not inflight and todo:  # (with nothing left to do, it completes instead)
+                    if self.stragglers is not None:
+                        self.stragglers.finish()  # a losing copy being stopped is stopped first
                     self._wait_workers_idle()
                     self.log.write(f"driver: paused with {total - len(todo)}/{total} batches completed")
                     self._finish("paused")
