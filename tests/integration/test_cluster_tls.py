@@ -4,7 +4,10 @@ certificate shows in status and rotates; a cluster recorded before TLS reads as 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import socket
+import ssl
 import stat
 
 import distributed
@@ -22,6 +25,18 @@ from .conftest import cli, cli_json
 from .tls_checks import assert_only_mutual_tls
 
 ARGS = ("--arg", "tasks=4", "--arg", "samples_per_task=2000", "--arg", "chunks=1")
+
+
+def presented(address: str, home) -> str:
+    """The SHA256 fingerprint of the certificate the listener at ``address`` presents."""
+    certs = tls.workspace_certs(home)
+    context = ssl.create_default_context(cafile=certs.ca_file)
+    context.check_hostname = False  # Dask's certificates name no host; the CA is what is checked
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    host, port = tls.host_port(address).rsplit(":", 1)
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw) as conn:
+            return "SHA256:" + hashlib.sha256(conn.getpeercert(binary_form=True)).hexdigest()
 
 
 def test_a_warm_cluster_refuses_strangers_runs_and_rotates_its_certificate(run_home, tmp_path, monkeypatch):
@@ -54,6 +69,20 @@ def test_a_warm_cluster_refuses_strangers_runs_and_rotates_its_certificate(run_h
         with connect(up["address"]) as client:  # the new leaf is trusted by the running processes
             assert len(client.scheduler_info()["workers"]) == 2
         assert "renewed after this cluster started" in format_status(st)
+        assert presented(up["address"], home) == up["certificate"]["fingerprint"]  # still the old leaf
+
+        # --restart: a new leaf again, and the cluster back at its address presenting it everywhere
+        again = cli_json("cluster", "rotate-certs", "montecarlo", "--restart", home=home, apps=apps)
+        now = again["status"]
+        assert again["restarted"] is True and now["address"] == up["address"], now["address"]
+        assert now["certificate"]["restart_needed"] is False
+        assert now["certificate"]["fingerprint"] not in (up["certificate"]["fingerprint"],
+                                                         st["certificate"]["fingerprint"])
+        assert now["certificate"]["ca_fingerprint"] == up["certificate"]["ca_fingerprint"]
+        listeners = assert_only_mutual_tls(now["address"], home, tmp_path / "stranger")
+        assert len(listeners) == 5
+        assert {presented(a, home) for a in listeners} == {now["certificate"]["fingerprint"]}
+        assert "renewed after this cluster started" not in format_status(now)
     finally:
         cli("cluster", "down", "montecarlo", home=home, apps=apps)
 

@@ -52,9 +52,11 @@ def loopback_of(host: str) -> str:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """True when ``port`` can be bound on ``host`` now."""
+    """True when a listener can bind ``port`` on ``host`` now (as Dask's do: SO_REUSEADDR, so the
+    TIME_WAIT connections a just-stopped scheduler leaves on its port do not count as busy)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -169,7 +169,9 @@ def cmd_rotate_certs(ns: argparse.Namespace) -> int:
     if record is not None and ns.restart:
         _ask_password(ns, app_env, sorted({w.host for w in record.workers if not w.local}))
         warm.down_sync(app_env, on_line=say)
-        st = warm.up_sync(app_env, workers=dict(record.wanted), on_line=say)
+        # back at its own address (not [cluster].scheduler's): clients and workers know that one
+        st = warm.up_sync(app_env, workers=dict(record.wanted), scheduler=tls.host_port(record.address),
+                          on_line=say)
         out.update(restarted=True, status=st)
         text = format_status(st)
     elif record is not None:
