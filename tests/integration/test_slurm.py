@@ -160,12 +160,18 @@ def test_slurm_cluster_up_run_down(site, monkeypatch):
 
 def test_adaptive_slurm_cluster_scales_up_for_the_work(site):
     cluster, apps, home = site
+    shared = home.parent / "shared"
     update_cluster(apps / "engine" / "app_settings.toml", kind="slurm",
                    jobqueue={"queue": cluster.partition, "walltime": "00:05:00", "minimum_jobs": 1,
-                             "maximum_jobs": 3, "cores": 1, "memory": "1GB"})
+                             "maximum_jobs": 3, "cores": 1, "memory": "1GB", "shared": str(shared)})
     tag = tag_of(AppEnv("engine", apps, home))
     st = sy(cluster, apps, home, "cluster", "up", "engine")
     assert st["state"] == "up" and st["workers"] == 1 and len(cluster.jobs(tag)) == 1, st
+    # With `shared`: the jobs' worker environment, job script, logs and certificates are there.
+    python = shared / "envs" / "engine" / "bin" / "python"
+    script = (shared / "clusters" / tag / "worker-job.sh").read_text()
+    assert f"{python} -m distributed.cli.dask_worker" in script and f"{shared}/clusters/{tag}/tls/" in script
+    assert [p.cmdline()[0] for p in workers_of_scheduler(st["address"])] == [str(python)] * 2  # nanny + worker
 
     seen: list[int] = []
     done = threading.Event()

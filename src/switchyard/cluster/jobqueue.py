@@ -57,6 +57,30 @@ def files_dir(app_env: AppEnv, jq: JobqueueSettings) -> Path:
     return root / "clusters" / tag_of(app_env)
 
 
+def worker_env_of(app_env: AppEnv, jq: JobqueueSettings) -> AppEnv:
+    """The app as the jobs see it: its worker environment under ``<shared>/envs/<app>`` when
+    ``shared`` is set (INSTALL builds it there), else the workspace's."""
+    if not jq.shared:
+        return app_env
+    return AppEnv(app_env.app, apps_dir=app_env.apps_dir, workspace=Path(jq.shared).expanduser())
+
+
+def ensure_worker_env(app_env: AppEnv, jq: JobqueueSettings, cython: bool, say: Line, force: bool = False):
+    """Build the jobs' worker environment in the shared folder when it is missing or stale
+    (nothing to do without ``shared``: the workspace's env is the jobs' env)."""
+    from switchyard.cluster.env import install_local, is_current
+
+    target = worker_env_of(app_env, jq)
+    if target is app_env or (not force and is_current(target, cython)):
+        return None
+    say(f"worker environment of the jobs: {target.home / 'envs' / app_env.app} (the shared folder)")
+    res = install_local(target, cython=cython, on_line=say, force=force)
+    if not res.ok:
+        raise ClusterError(f"install of '{app_env.app}' in the shared folder {jq.shared} failed: {res.error}: "
+                           f"see {res.log_path}")
+    return res
+
+
 def check_tools(app_env: AppEnv) -> None:
     """Refuse with one line when the SLURM commands are not on PATH (nothing is started)."""
     gone = [t for t in TOOLS if shutil.which(t) is None]
@@ -132,8 +156,10 @@ def make_job(app_env: AppEnv, jq: JobqueueSettings, address: str, cython: bool, 
     from switchyard.cluster.env import env_python, worker_environ
     from switchyard.cluster.spec import WORKER_ENV
 
-    env = {**WORKER_ENV, **worker_environ(app_env, cython)}
-    python = jq.python or str(env_python(app_env))
+    target = worker_env_of(app_env, jq)
+    # The jobs' env (shared or not); the data and runs stay in the workspace.
+    env = {**WORKER_ENV, **worker_environ(target, cython), "SWITCHYARD_HOME": str(app_env.home)}
+    python = jq.python or str(env_python(target))
     folder = files_dir(app_env, jq)
     tag = tag_of(app_env)
     q = shlex.quote
@@ -308,6 +334,8 @@ async def up(app_env: AppEnv, settings, scheduler: str | None, join_timeout: flo
             res = await asyncio.to_thread(install_local, app_env, cython=cluster.cython, on_line=say)
             if not res.ok:
                 raise ClusterError(f"install of '{app_env.app}' failed: {res.error}: see {res.log_path}")
+        if not jq.python:
+            await asyncio.to_thread(ensure_worker_env, app_env, jq, cluster.cython, say)
         await asyncio.to_thread(tls.ensure, app_env.home)
         cid = record.id if alive else f"sy-{app_env.app}-{secrets.token_hex(6)}"
         host = split_address(address_wanted)[0]
@@ -350,7 +378,7 @@ def check_in_job(app_env: AppEnv, jq: JobqueueSettings, say: Line, timeout: floa
     if shutil.which("srun") is None:
         raise SettingsError(app_env.settings_path, "cluster.kind", "'slurm' but srun is not on PATH",
                             "run switchyard where the SLURM client commands are (a login node)")
-    python = jq.python or str(env_python(app_env))
+    python = jq.python or str(env_python(worker_env_of(app_env, jq)))
     code = ("import importlib, os, socket, sys; import distributed; importlib.import_module(sys.argv[1]); "
             "print('ready', os.environ.get('SLURMD_NODENAME') or socket.gethostname(), distributed.__version__, "
             "'job', os.environ.get('SLURM_JOB_ID', '?'))")

@@ -38,13 +38,15 @@ def install_sync(app_env: AppEnv, modes_enabled: int | str | None = None, worker
     from switchyard.settings import load_settings
 
     cluster = load_settings(app_env.settings_path).cluster
-    if cluster.kind == "slurm":  # the env here (the workspace on the shared file system), checked inside a job
+    if cluster.kind == "slurm":  # the env here, the jobs' env (in `shared` if set), checked inside a job
         from switchyard.cluster import jobqueue
 
         jobqueue.check_tools(app_env)
         result = install_local(app_env, cython=cython, on_line=on_line or _print, force=force)
         if not result.ok:
             raise InstallError(f"install of app '{app_env.app}' failed: {result.error}: see {result.log_path}")
+        if not cluster.jobqueue.python:
+            jobqueue.ensure_worker_env(app_env, cluster.jobqueue, cython, on_line or _print, force=force)
         jobqueue.check_in_job(app_env, cluster.jobqueue, on_line or _print)
         return result
     scheduler_host = split_address(req.scheduler)[0]
