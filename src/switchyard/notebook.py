@@ -60,9 +60,8 @@ def _nbformat():
 def awaited(code: str) -> str:
     """``code`` with every ``asyncio.run(X)`` written as ``await X`` (the form a notebook cell
     needs), and ``import asyncio`` dropped when nothing else uses it; the layout is kept."""
-    tree = ast.parse(code)
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and len(n.args) == 1 and not n.keywords
-             and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
+    calls = [n for n in _top_level(ast.parse(code)) if isinstance(n, ast.Call) and len(n.args) == 1
+             and not n.keywords and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
              and isinstance(n.func.value, ast.Name) and n.func.value.id == "asyncio"]
     lines = code.splitlines(keepends=True)
     starts = [0]
@@ -87,6 +86,15 @@ def awaited(code: str) -> str:
         out = re.sub(r"^import asyncio\n\n?", "", out, count=1, flags=re.M)
     compile(out, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     return out
+
+
+def _top_level(tree: ast.AST):
+    """The nodes of ``tree`` outside function and class bodies (where a cell may ``await``)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        yield node
+        yield from _top_level(node)
 
 
 def _split(snippet: str) -> tuple[str, str]:

@@ -41,6 +41,9 @@ def test_awaited_rewrites_asyncio_run_and_keeps_the_layout():
     assert notebook.awaited(code) == "x = await f(1)\ny = await g(\n    2,\n)\n"
     kept = "import asyncio\nasyncio.sleep(0)\nz = asyncio.run(h())\n"
     assert notebook.awaited(kept) == "import asyncio\nasyncio.sleep(0)\nz = await h()\n"
+    inside = "import asyncio\n\ndef main():\n    return asyncio.run(h())\n\nif True:\n    asyncio.run(main())\n"
+    assert notebook.awaited(inside) == ("import asyncio\n\ndef main():\n    return asyncio.run(h())\n\n"
+                                        "if True:\n    await main()\n")
 
 
 def test_orchestrate_notebook_cells_are_the_page_snippets_with_await(flight):
