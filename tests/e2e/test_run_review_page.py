@@ -46,34 +46,36 @@ def test_review_chart_after_a_run_and_the_plan_from_measured_costs(workbench, pa
     doc["cluster"]["workers"] = {"127.0.0.1": 2}
     settings.write_text(tomlkit.dumps(doc))
     cli(workbench, "install", "flight")
+    try:
+        page.goto(workbench.url + "/?app=flight")
+        page.wait_for_selector(".st-key-section-run", timeout=90_000)
+        wait_for_app(page)
+        expect.set_options(timeout=30_000)
+        dist = page.locator(".st-key-section-distribute")
+        dist.get_by_role("button", name="CHECK DISTRIBUTE", exact=True).click()
+        predicted = page.locator(".st-key-plan-predicted")
+        expect(predicted).to_contain_text("—")  # no run of flight in mode 4 yet: nothing measured
 
-    page.goto(workbench.url + "/?app=flight")
-    page.wait_for_selector(".st-key-section-run", timeout=90_000)
-    wait_for_app(page)
-    expect.set_options(timeout=30_000)
-    dist = page.locator(".st-key-section-distribute")
-    dist.get_by_role("button", name="CHECK DISTRIBUTE", exact=True).click()
-    predicted = page.locator(".st-key-plan-predicted")
-    expect(predicted).to_contain_text("—")  # no run of flight in mode 4 yet: nothing measured
+        run = page.locator(".st-key-section-run")
+        run.get_by_role("button", name="RUN", exact=True).click()
+        expect(run).to_contain_text(f"Completed {FILES}/{FILES} batches", timeout=180_000)
 
-    run = page.locator(".st-key-section-run")
-    run.get_by_role("button", name="RUN", exact=True).click()
-    expect(run).to_contain_text(f"Completed {FILES}/{FILES} batches", timeout=180_000)
+        # one pair of bars (planned, measured) per worker
+        review = page.locator(".st-key-run-review-chart")
+        expect(review).to_be_visible()
+        page.wait_for_function(f"() => ({REVIEW_TRACES})().flat().length == 2")
+        (traces,) = page.evaluate(REVIEW_TRACES)
+        assert traces == [["bar", ["127.0.0.1-0", "127.0.0.1-1"]]] * 2, traces
+        expect(run).to_contain_text("Lower bound of the measured costs")
 
-    # one pair of bars (planned, measured) per worker
-    review = page.locator(".st-key-run-review-chart")
-    expect(review).to_be_visible()
-    page.wait_for_function(f"() => ({REVIEW_TRACES})().flat().length == 2")
-    (traces,) = page.evaluate(REVIEW_TRACES)
-    assert traces == [["bar", ["127.0.0.1-0", "127.0.0.1-1"]]] * 2, traces
-    expect(run).to_contain_text("Lower bound of the measured costs")
-
-    # "Plan from measured costs": the predicted makespan the CLI prints for the same plan
-    dist.get_by_role("button", name="Plan from measured costs", exact=True).click()
-    expect(dist).to_contain_text(f"planned from measured costs: {FILES} of {FILES} partitions measured")
-    expect(predicted).not_to_contain_text("—")
-    shown = predicted.inner_text()
-    seconds = json.loads(cli(workbench, "distrib", "flight", "--costs", "measured", "--json").stdout)[
-        "predicted_makespan_seconds"]
-    assert f"{seconds:.3f} s" in shown, (seconds, shown)
-    assert "Traceback" not in workbench.log.read_text()
+        # "Plan from measured costs": the predicted makespan the CLI prints for the same plan
+        dist.get_by_role("button", name="Plan from measured costs", exact=True).click()
+        expect(dist).to_contain_text(f"planned from measured costs: {FILES} of {FILES} partitions measured")
+        expect(predicted).not_to_contain_text("—")
+        shown = predicted.inner_text()
+        seconds = json.loads(cli(workbench, "distrib", "flight", "--costs", "measured", "--json").stdout)[
+            "predicted_makespan_seconds"]
+        assert f"{seconds:.3f} s" in shown, (seconds, shown)
+        assert "Traceback" not in workbench.log.read_text()
+    finally:  # the run agent that RUN started must not outlive the test
+        subprocess.run([str(SWITCHYARD), "agent", "stop"], env=workbench.env, capture_output=True, timeout=60)
