@@ -69,3 +69,18 @@ def test_batches_timeline_errors_and_log_tabs(run):
     assert "first line" not in at.code[0].value and at.code[0].value.startswith("line ")
     at.button(key=f"log-more-{oid}").click().run()
     assert at.code[0].value.startswith("first line")
+
+
+def test_a_timeline_above_the_threshold_is_the_busy_share_svg_with_the_slowest(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_HOME", str(tmp_path))
+    monkeypatch.setenv("SWITCHYARD_APPS", str(REPO / "apps"))
+    with RunStore(tmp_path / "switchyard.db") as store:
+        oid = make_big_run(store, 3000)
+    at = open_tab(oid, "Timeline")
+    assert not at.exception
+    assert "3,000 batches: busy share per worker over 60 buckets" in text_of(at)
+    svg = next(m.value for m in at.markdown if m.value.startswith("<svg"))
+    assert svg.count('class="busy"') >= 60 and "127.0.0.1-0" in svg and "127.0.0.1-1" in svg
+    assert not at.get("plotly_chart")  # the aggregated view loads no chart bundle
+    slowest = at.dataframe[-1].value
+    assert list(slowest["batch"])[:1] == [5] and slowest["seconds"].iloc[0] == 1.5
