@@ -18,7 +18,7 @@ from switchyard.pipeline import model
 from switchyard.runs.store import RunStore
 from switchyard.settings import update_args, update_cluster
 
-from .conftest import cli_json, copy_apps
+from .conftest import cli, cli_json, copy_apps
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -58,6 +58,13 @@ def test_exported_notebook_runs_on_a_kernel_and_as_pipeline_steps_like_the_cli(t
     by_cli = read_output(cli_json("run", "flight", home=home, apps=apps)["output"])
     assert len(by_cli) > 0
     same_rows(by_kernel, by_cli)
+    # the export of the run's output, as a scripted flow writes it
+    exp = cli_json("export", "flight", "--columns", "flight_id,speed_kmh", home=home, apps=apps)
+    written = pd.read_csv(exp["path"])
+    assert list(written.columns) == ["flight_id", "speed_kmh"] and len(written) == len(by_cli)
+    bad = cli("export", "flight", "--columns", "flight_id,altitude", home=home, apps=apps)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'altitude'" in bad.stderr
+    assert "altitude_m" in bad.stderr  # the available columns are named
 
     # the notebook as pipeline steps: app_env (setup cell) and result (run cell) are used by later
     # cells; install and distribute ran above, so the pipeline gets the setup, run and load cells
