@@ -79,17 +79,22 @@ def cluster():
             yield c.scheduler_address, client
 
 
-def one_run(store: RunStore, apps: Path, address: str, args: dict) -> tuple[str, Path]:
-    parts = ["slow"] + [f"p{i}" for i in range(args["n"])]
+def one_run(store: RunStore, apps: Path, address: str, args: dict, backups: bool = True,
+            plan: dict | None = None, parts: list[str] | None = None) -> tuple[str, Path]:
+    parts = parts or ["slow"] + [f"p{i}" for i in range(args["n"])]
     oid = store.new_id()
     run_dir = store.path.parent / "runs" / oid
     run_dir.mkdir(parents=True)
+    if plan is not None:
+        (run_dir / "plan.json").write_text(json.dumps(plan))
     request = RunRequest(app="straggle", apps_dir=str(apps), mode=4, scheduler=address,
-                         workers={"127.0.0.1": 2}, args=args, cluster="existing", options={"backups": True})
+                         workers={"127.0.0.1": 2}, args=args, cluster="existing", options={"backups": backups})
     store.create_orchestration(
         oid=oid, kind="app", app="straggle", mode=4, args=args, workers={"127.0.0.1": 2}, scheduler=address,
         plan_fingerprint=None, run_dir=run_dir, request=request.to_dict(),
-        batches=[{"name": p, "items": 1, "planned_worker": "", "payload": pickle.dumps((p,))} for p in parts],
+        batches=[{"name": p, "items": 1, "payload": pickle.dumps((p,)),
+                  "planned_worker": next((s["id"] for s in (plan or {}).get("slots", ())
+                                          if any(q["name"] == p for q in s["partitions"])), "")} for p in parts],
         options={"apps_dir": str(apps)})
     assert Driver(oid, store, owner="backup-test").run().value == "completed"
     return oid, run_dir
@@ -133,4 +138,28 @@ def test_a_backup_never_yields_two_results_whichever_copy_wins(tmp_path, cluster
         slow_row = rows[0]
         assert slow_row.worker == doc[0]["backup_worker" if winner == "backup" else "original_worker"]
         assert doc[0]["backup_worker"] != doc[0]["original_worker"]
+    store.close()
+
+
+def test_a_plan_from_measured_costs_is_followed_worker_by_worker(tmp_path, cluster, monkeypatch):
+    """The big batch (planned after a small one in index order) starts first and runs alone on its
+    worker; the other worker, done with its own list, takes the small one from it (the driver
+    steals, knowing the costs)."""
+    address, client = cluster
+    apps, home = tmp_path / "apps", tmp_path / "home"
+    make_tiny_app(apps, "straggle", dependencies=(), init=STRAGGLE)
+    monkeypatch.setenv("SWITCHYARD_HOME", str(home))
+    store = RunStore(home / "switchyard.db")
+    part = lambda name, index, cost: {"name": name, "weight": cost, "index": index, "cost": cost}  # noqa: E731
+    plan = {"costs": {"source": "measured"}, "slots": [
+        {"id": "127.0.0.1-0", "partitions": [part("p0", 0, 0.15), part("slow", 4, 1.5)]},
+        {"id": "127.0.0.1-1", "partitions": [part(f"p{i}", i, 0.15) for i in (1, 2, 3)]}]}
+    oid, run_dir = one_run(store, apps, address, {"n": 4, "seconds": 0.15, "slow": 1.5}, backups=False, plan=plan,
+                           parts=["p0", "p1", "p2", "p3", "slow"])
+    assert "following the plan from measured costs" in (run_dir / "run.log").read_text()
+    rows = {b.name: b for b in store.batches(oid)}
+    assert rows["p0"].planned_worker == rows["slow"].planned_worker == "127.0.0.1-0"
+    assert {rows[f"p{i}"].worker for i in range(4)} == {rows["p1"].worker} != {rows["slow"].worker}
+    assert rows["slow"].started_at < rows["p0"].started_at  # biggest first, though planned after p0
+    assert not (run_dir / "backups.json").exists()
     store.close()
