@@ -76,27 +76,26 @@ class PlanWindow:
                 out.append((i, slot))
         return out
 
-    def _pop(self, queue: deque, i: int, slot: str) -> int:
-        queue.remove(i)
-        self.left[slot] -= self.cost.get(i, 0.0)
-        return i
-
     def _next(self, slot: str, now: float, todo: dict, busy) -> int | None:
         queue = self.queues[slot]
-        for i in list(queue):
-            if i not in todo:  # completed meanwhile (adopted checkpoint) or dead: forget it
-                self._pop(queue, i, slot)
-                continue
-            if i not in busy and todo[i] <= now:
-                return self._pop(queue, i, slot)
+        while queue and queue[0] not in todo:  # completed meanwhile (adopted checkpoint) or dead
+            self.left[slot] -= self.cost.get(queue.popleft(), 0.0)
+        for pos, i in enumerate(queue):  # the head, nearly always: no copy of a long list
+            if i in todo and i not in busy and todo[i] <= now:
+                del queue[pos]
+                self.left[slot] -= self.cost.get(i, 0.0)
+                return i
         return None
 
     def _steal(self, thief: str, now: float, todo: dict, busy) -> int | None:
         for victim in sorted((s for s in self.queues if s != thief and self.queues[s]),
                              key=lambda s: -self.left[s]):
-            for i in reversed(self.queues[victim]):  # the smallest first
+            queue = self.queues[victim]
+            for back, i in enumerate(reversed(queue)):  # the smallest first
                 if i in todo and i not in busy and todo[i] <= now:
-                    return self._pop(self.queues[victim], i, victim)
+                    del queue[len(queue) - 1 - back]
+                    self.left[victim] -= self.cost.get(i, 0.0)
+                    return i
         return None
 
     def settled(self, i: int, again: bool) -> None:
