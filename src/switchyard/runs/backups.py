@@ -28,6 +28,7 @@ import json
 import re
 import statistics
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from switchyard.workspace import atomic_write_json
 FACTOR = 1.3  # a batch is overdue at this many times its expected seconds
 MIN_PEERS = 3  # completed batches of the run needed before any estimate is trusted
 MIN_ELAPSED = 0.5  # seconds: a batch younger than this never gets a backup
+PEERS_KEPT = 5000  # completed batches the estimates are made from (the newest)
 BACKUPS_FILE = "backups.json"  # in the run folder: which batches had a backup, where, which copy won
 _BACKUP_KEY = re.compile(r"-\d+-\d+b-[0-9a-f]+$")
 
@@ -178,7 +180,8 @@ class Stragglers:
         self.source, self.job = source, job
         self.costs = plan_costs(source.run_dir)
         self.started: dict[Any, float] = {}  # future -> when it was first seen executing
-        self.done: list[tuple[str, float, float]] = []  # (worker, cost, seconds) of completed batches
+        # (worker, cost, seconds) of the run's newest completed batches: the estimates' peers
+        self.done: deque[tuple[str, float, float]] = deque(maxlen=PEERS_KEPT)
         self.twins: dict[int, tuple[Any, Any]] = {}  # batch -> (original, backup) both in flight
         self.backed: set[int] = set()
         self.records: dict[int, dict] = {}
@@ -202,7 +205,7 @@ class Stragglers:
                               weight=self._cost(inflight[f])) for f in originals]
         by_idx = {inflight[f]: f for f in originals}
         total = len(self.job.partitions)
-        for b in choose(candidates, self.done, free, self.backed):
+        for b in choose(candidates, list(self.done), free, self.backed):
             original = by_idx[b.idx]
             fut = self.source.executor.submit_backup(self.job.spec, b.idx, self.job.partitions[b.idx],
                                                      b.worker, backup_key(original.key))
