@@ -30,7 +30,7 @@ HOST_KEYS = ("port", "user", "root", "python")
 KINDS = ("local", "ssh", "address", "slurm")
 UNTESTED_KINDS = ("pbs", "lsf", "sge", "htcondor", "oar", "moab")
 JOBQUEUE_KEYS = ("queue", "account", "walltime", "lifetime", "cores", "memory", "processes", "jobs",
-                 "minimum_jobs", "maximum_jobs", "job_extra_directives", "python", "shared")
+                 "minimum_jobs", "maximum_jobs", "scale_down_after", "job_extra_directives", "python", "shared")
 _WALLTIME = re.compile(r"^(?:(?P<d>\d+)-)?(?P<h>\d{1,3}):(?P<m>[0-5]\d):(?P<s>[0-5]\d)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kKMGT]i?B)$")
 _SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
@@ -92,6 +92,7 @@ class JobqueueSettings:
     jobs: int = 1
     minimum_jobs: int | None = None
     maximum_jobs: int | None = None
+    scale_down_after: int = 20  # seconds a job above the minimum stays idle before it is cancelled
     job_extra_directives: list[str] = field(default_factory=list)
     python: str | None = None  # the worker environment's python on the compute nodes
     shared: str | None = None  # a folder the compute nodes see (certificates, job scripts, logs)
@@ -406,6 +407,9 @@ def check_jobqueue(raw: Any, path: Path | None = None) -> JobqueueSettings:
             raise SettingsError(path, f"{key}.maximum_jobs", f"{j.maximum_jobs} is below minimum_jobs = "
                                 f"{j.minimum_jobs}", "give maximum_jobs >= minimum_jobs")
         j.jobs = j.minimum_jobs
+    if "scale_down_after" in raw:
+        j.scale_down_after = _count_in(raw["scale_down_after"], path, f"{key}.scale_down_after",
+                                       "scale_down_after = 60 (seconds)")
     if "job_extra_directives" in raw:
         extra = raw["job_extra_directives"]
         if not isinstance(extra, list) or not all(isinstance(x, str) and x.strip() and "\n" not in x

@@ -163,7 +163,8 @@ def test_adaptive_slurm_cluster_scales_up_for_the_work(site):
     shared = home.parent / "shared"
     update_cluster(apps / "engine" / "app_settings.toml", kind="slurm",
                    jobqueue={"queue": cluster.partition, "walltime": "00:05:00", "minimum_jobs": 1,
-                             "maximum_jobs": 3, "cores": 1, "memory": "1GB", "shared": str(shared)})
+                             "maximum_jobs": 3, "scale_down_after": 2, "cores": 1, "memory": "1GB",
+                             "shared": str(shared)})
     tag = tag_of(AppEnv("engine", apps, home))
     st = sy(cluster, apps, home, "cluster", "up", "engine")
     assert st["state"] == "up" and st["workers"] == 1 and len(cluster.jobs(tag)) == 1, st
@@ -230,6 +231,12 @@ def test_adaptive_slurm_cluster_scales_up_for_the_work(site):
     assert status == "completed" and len(rows) == 6, (status, rows)
     assert all(r[0] == "completed" and r[1] == 1 for r in rows), rows
     assert victim not in {job_of_worker(tag, r[2]) for r in rows}, (victim, rows)
+
+    # Idle jobs above the minimum are retired and cancelled after scale_down_after (2 s here).
+    deadline = time.monotonic() + 20
+    while len(cluster.jobs(tag)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert len(cluster.jobs(tag)) == 1, cluster.jobs(tag)
 
     down = sy(cluster, apps, home, "cluster", "down", "engine")
     assert down["left"] == [] and cluster.jobs(tag) == []

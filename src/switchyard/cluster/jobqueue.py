@@ -204,7 +204,7 @@ async def submit(app_env: AppEnv, jq: JobqueueSettings, address: str, cython: bo
 def keeper_config(app_env: AppEnv, jq: JobqueueSettings, script: Path) -> dict:
     return {"tag": tag_of(app_env), "script": str(script), "minimum": jq.minimum_jobs or jq.jobs,
             "maximum": jq.maximum_jobs or jq.jobs, "slots_per_job": jq.processes * (jq.cores // jq.processes),
-            "idle_seconds": 20, "uid": os.getuid()}
+            "idle_seconds": jq.scale_down_after, "uid": os.getuid()}
 
 
 def scheduler_env(app_env: AppEnv, jq: JobqueueSettings) -> dict[str, str]:
