@@ -58,7 +58,8 @@ def hidden_ssh(tmp_path_factory):
     empty tmpfs mounts. Its workers cannot read any file of the driver's, as a host without a
     shared file system: code, jobs, results and cancels reach them over Dask only. The cluster is
     started (remote install included) while the caller's environment holds ``CALLER_SECRETS``.
-    A job or batch whose one item is "environ" returns the environment it runs in."""
+    A job whose one item is "environ", or a run with ``show_env=True``, returns the environment
+    its batches run in."""
     from switchyard.app import AppEnv
     from switchyard.cluster import warm
 
@@ -67,9 +68,10 @@ def hidden_ssh(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hidden-ssh")
     apps, home = root / "apps", root / "home"
-    make_tiny_app(apps, init=TINY_INIT.replace(
+    init = TINY_INIT.replace("    n: int = 4\n", "    n: int = 4\n    show_env: bool = False\n")
+    make_tiny_app(apps, init=init.replace(
         "    def work_item(self, item):\n",
-        "    def work_item(self, item):\n        if item == \"environ\":\n"
+        "    def work_item(self, item):\n        if item == \"environ\" or self.args.show_env:\n"
         "            import os\n            return dict(os.environ)\n"))
     env = AppEnv("tinyapp", apps_dir=apps, workspace=home)
     with SSHServer(root / "sshd", [HIDDEN_HOST], hide=[apps, home]) as server:

@@ -149,3 +149,22 @@ def test_watcher_restarts_a_killed_loop_on_workers_that_cannot_see_the_workspace
         assert not leaked(seen), leaked(seen)
     finally:
         serve_sync(env, "stop")
+
+
+def test_a_mode_4_batch_on_those_workers_sees_none_of_the_callers_secrets(hidden_ssh, monkeypatch):
+    import ast
+
+    from switchyard.runs.submit import run_sync
+
+    env, address = hidden_ssh
+    for name, value in CALLER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    lines: list[str] = []
+    result = run_sync(env, mode=4, on_line=lines.append, n=2, show_env=True)
+    assert result.status == "completed", lines[-20:]
+    store = RunStore(env.home / "switchyard.db")
+    assert store.get(result.orchestration_id).scheduler == address  # on the warm cluster there
+    batches = store.batches(result.orchestration_id)
+    assert {b.worker for b in batches} <= {f"{HIDDEN_HOST}-0", f"{HIDDEN_HOST}-1"}, [b.worker for b in batches]
+    seen = [e for batch in ast.literal_eval(Path(result.output).read_text()) for e in batch]  # one per batch
+    assert len(seen) == 2 and all(e.get("PATH") and not leaked(e) for e in seen), [leaked(e) for e in seen]
