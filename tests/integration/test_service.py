@@ -142,7 +142,7 @@ def test_stop_ends_the_loops(service):
 
 
 # ----------------------------------------------------------------------------- the watcher
-# (also used by test_service_ssh.py)
+# (also used by test_hidden_workspace_ssh.py)
 
 SLOW = 1_500_000  # an item whose job takes a few tenths of a second, so both loops take some
 
