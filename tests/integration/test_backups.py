@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from switchyard.runs import checkpoints
+from switchyard.runs.backups import stopped_copies
 from switchyard.runs.driver import Driver
 from switchyard.runs.request import RunRequest
 from switchyard.runs.store import RunStore
+from switchyard.ui.batch_views import STOPPED_COPY, timeline_figure
 
 from ..conftest import make_tiny_app
 from .test_honest_control import executing_on_workers
@@ -138,6 +140,13 @@ def test_a_backup_never_yields_two_results_whichever_copy_wins(tmp_path, cluster
         slow_row = rows[0]
         assert slow_row.worker == doc[0]["backup_worker" if winner == "backup" else "original_worker"]
         assert doc[0]["backup_worker"] != doc[0]["original_worker"]
+        # the Orchestrations timeline draws the stopped copy on its worker, until the winner's end
+        copies = stopped_copies(run_dir)
+        loser_worker = doc[0][f"{loser}_worker"]
+        assert [(c["name"], c["copy"], c["worker"]) for c in copies] == [("slow", loser, loser_worker)]
+        assert copies[0]["start"] < copies[0]["end"] == pytest.approx(slow_row.ended_at)
+        bars = {t.name: list(t.y) for t in timeline_figure(rows, stopped=copies).data}
+        assert bars[STOPPED_COPY] == [loser_worker] and len(bars["completed"]) == 5
     store.close()
 
 

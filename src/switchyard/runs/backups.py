@@ -165,6 +165,27 @@ def plan_costs(run_dir: Path) -> dict[str, float]:
         return {}
 
 
+def stopped_copies(run_dir: Path | str) -> list[dict]:
+    """The losing copies of a run's backups, for a timeline: worker, name, start, end (when the
+    winner completed and the loser was stopped), and which copy it was ("original"/"backup")."""
+    try:
+        doc = json.loads((Path(run_dir) / BACKUPS_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for b in doc.get("backups", ()):
+        winner, end = b.get("winner"), b.get("winner_ended_at")
+        if winner not in ("original", "backup") or end is None:
+            continue
+        if winner == "backup":  # the original ran from before the launch until the backup won
+            worker, start = b["original_worker"], b["launched_at"] - b.get("elapsed_at_launch", 0.0)
+        else:
+            worker, start = b["backup_worker"], b["launched_at"]
+        out.append({"worker": worker, "name": b["name"], "start": float(start), "end": float(end),
+                    "copy": "original" if winner == "backup" else "backup"})
+    return out
+
+
 class Stragglers:
     """The backups of one app run, driven by :class:`switchyard.runs.partitions.AppPartitions`.
 
@@ -246,7 +267,7 @@ class Stragglers:
             self.started.pop(other, None)
             self._stopping.append(self._stopper.submit(self.source.executor.stop, [other], other.key))
         if ok:
-            self.records[idx]["winner"] = copy
+            self.records[idx].update(winner=copy, winner_started_at=got.started_at, winner_ended_at=got.ended_at)
             self.source.log.write(f"driver: {name}: the {copy} on {worker} won "
                                   f"({got.ended_at - got.started_at:.2f} s); the {other_copy} is stopped")
         return True

@@ -52,17 +52,25 @@ def batch_frame(batches: list[Batch]) -> pd.DataFrame:
     })
 
 
-def timeline_figure(batches: list[Batch], now: float | None = None):
-    """A Plotly timeline: one bar per batch attempt that started, one row per worker."""
+STOPPED_COPY = "stopped copy"  # the losing copy of a straggler backup, on the timeline
+
+
+def timeline_figure(batches: list[Batch], now: float | None = None, stopped: list[dict] = ()):
+    """A Plotly timeline: one bar per batch attempt that started, one row per worker; ``stopped``:
+    the losing copies of straggler backups (:func:`switchyard.runs.backups.stopped_copies`)."""
     now = time.time() if now is None else now
     shown = [b for b in batches if b.started_at]
+    names = {b.name for b in shown}
+    stopped = [c for c in stopped if c["name"] in names]  # of the batches shown
     frame = pd.DataFrame({
-        "worker": [b.worker or "?" for b in shown],
-        "start": pd.to_datetime([b.started_at for b in shown], unit="s"),
-        "end": pd.to_datetime([b.ended_at or now for b in shown], unit="s"),
-        "batch": [b.name for b in shown], "status": [b.status.value for b in shown],
+        "worker": [b.worker or "?" for b in shown] + [c["worker"] for c in stopped],
+        "start": pd.to_datetime([b.started_at for b in shown] + [c["start"] for c in stopped], unit="s"),
+        "end": pd.to_datetime([b.ended_at or now for b in shown] + [c["end"] for c in stopped], unit="s"),
+        "batch": [b.name for b in shown] + [f"{c['name']} ({c['copy']}, stopped)" for c in stopped],
+        "status": [b.status.value for b in shown] + [STOPPED_COPY] * len(stopped),
     })
-    colors = {s: PLOT_COLORS[color_of(s)] for s in frame["status"].unique()}
+    colors = {s: PLOT_COLORS[color_of(s)] for s in frame["status"].unique() if s != STOPPED_COPY}
+    colors[STOPPED_COPY] = "#9e9e9e"
     fig = px.timeline(frame, x_start="start", x_end="end", y="worker", color="status",
                       hover_name="batch", color_discrete_map=colors)
     fig.update_yaxes(categoryorder="category ascending", title=None)
@@ -148,7 +156,10 @@ def timeline_tab(store: RunStore, o: Orchestration, counts: dict[str, int]) -> N
         st.caption(f"{len(shown):,} batches from #{shown[0].idx if shown else first}"
                    + (f" on {worker}" if worker else "") + ": one bar per batch")
         with st.container(key="orch-timeline-bars"):
-            st.plotly_chart(timeline_figure(shown), width="stretch", key=f"timeline-{oid}")
+            from switchyard.runs.backups import stopped_copies
+
+            st.plotly_chart(timeline_figure(shown, stopped=stopped_copies(o.run_dir or "")), width="stretch",
+                            key=f"timeline-{oid}")
         return
     agg, slowest = _aggregate(str(store.path), oid, _stamp(o, counts), worker, int(first) or None, span)
     st.caption(f"{started:,} batches: busy share per worker over {agg['buckets']} buckets of "
