@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 
 from switchyard.app import AppEnv
@@ -17,6 +20,25 @@ from switchyard.runs.launcher import CLUSTER_FILE
 from .conftest import cli_json
 from .lifecycle_helpers import (assert_output_complete, checkpoints, forked, start_long_run, store_of,
                                 wait_status, wait_until, warm_agent)
+
+
+def expected_output(apps: Path, args: dict, out_dir: Path):
+    """Start computing, in a process of its own, what an uninterrupted montecarlo run with
+    ``args`` outputs (the app's work over its partitions, then its reduce); returns a callable
+    that waits for it and gives the output file."""
+    code = ("import sys, pathlib; sys.path.insert(0, sys.argv[1]); import json; from montecarlo import MonteCarlo; "
+            "out = pathlib.Path(sys.argv[3]); out.mkdir(parents=True, exist_ok=True); "
+            "app = MonteCarlo(MonteCarlo.Args(**json.loads(sys.argv[2])), out); "
+            "print(app.reduce([app.work(p) for p in app.partitions()], out))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(apps / "montecarlo"), json.dumps(args), str(out_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait() -> Path:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        return Path(out.strip().splitlines()[-1])
+
+    return wait
 
 
 def recorded_cluster(store, oid) -> dict:
@@ -69,6 +91,7 @@ def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(r
     tasks = 12
     oid = start_long_run(home, apps, tasks)
     store = store_of(home)
+    uninterrupted = expected_output(apps, store.get(oid).args, home / "uninterrupted")  # meanwhile
     cluster = recorded_cluster(store, oid)
     wait_until(lambda: store.get(oid).completed_batches >= 2, 120, "2 batches completed")
     driver = store.get(oid).driver_pid
@@ -77,6 +100,10 @@ def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(r
     killed_at = time.time()
     before = {b.idx: b for b in store.batches(oid) if b.status.value == "completed"}
     files = checkpoints(store, oid)
+    # Killed in the middle of a checkpoint group: one group file (1,000 indices), part-written;
+    # every batch the store recorded as completed has its one record in it.
+    assert len({path for path, _, _ in files.values()}) == 1 and 2 <= len(files) < tasks, files
+    assert set(before) <= set(files), (sorted(before), sorted(files))
 
     wait_status(store, oid, {"interrupted"}, timeout=30)
     took = time.time() - killed_at
@@ -101,3 +128,9 @@ def test_a_killed_driver_is_interrupted_then_resume_continues_from_checkpoints(r
     leases = [e["message"] for e in store.events(oid) if e["kind"] == "lease"]
     assert len({m.split()[2] for m in leases if m.startswith("claimed by")}) == 2  # two drivers
     assert len(forked(home, "montecarlo", oid)) == 2  # the resumed driver was forked too
+    # The output is an uninterrupted run's: the app's own work and reduce over the same args.
+    output = Path(store.get(oid).output)
+    expected = uninterrupted()
+    pd.testing.assert_frame_equal(pd.read_parquet(output), pd.read_parquet(expected), check_exact=True)
+    assert json.loads((output.parent / "summary.json").read_text()) == \
+        json.loads((expected.parent / "summary.json").read_text())

@@ -636,8 +636,12 @@ class AppPartitions:
             results.close()
 
     def _write_timing(self, setup: float, execution: float, total: float) -> None:
+        import resource
+
+        # The driver's own peak RSS (Linux: KiB), exact where sampling from outside misses spikes.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         atomic_write_bytes(self.run_dir / "timing.json", json.dumps(
             {"setup_seconds": setup, "execution_seconds": execution, "seconds": total,
-             "devices": dict(Counter(self.devices.values()))}).encode())
+             "devices": dict(Counter(self.devices.values())), "peak_rss_bytes": peak}).encode())
 
 
