@@ -153,9 +153,10 @@ def test_slurm_cluster_up_run_down(site, monkeypatch):
     stray = cluster.run("sbatch", "--parsable", "-J", tag, "-p", cluster.partition, "-o", "/dev/null",
                         "--wrap", "sleep 60").stdout.strip()
     assert stray in {j["id"] for j in cluster.jobs(tag)}
+    gone = sy(cluster, apps, home, "cluster", "status", "flight")
+    assert gone["state"] == "down" and [j["id"] for j in gone["jobs"]] == [stray], gone
     again = sy(cluster, apps, home, "cluster", "down", "flight")
     assert again["jobs_cancelled"] == [stray] and cluster.jobs(tag) == [], again
-    assert sy(cluster, apps, home, "cluster", "status", "flight")["state"] == "down"
 
 
 def test_adaptive_slurm_cluster_scales_up_for_the_work(site):

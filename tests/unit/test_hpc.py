@@ -109,6 +109,11 @@ def test_the_job_script_dask_jobqueue_writes(tmp_path, monkeypatch):
     assert jobqueue.job_of_worker(tag, f"{tag}-1234") == "1234"
     assert jobqueue.job_of_worker(tag, f"{tag}-1234-1") == "1234"
     assert jobqueue.job_of_worker(tag, "127.0.0.1-0") is None
+    # sbatch takes the -o/-e paths unquoted: a folder with a space is refused before anything runs.
+    jq.shared = str(tmp_path / "my shared")
+    with pytest.raises(SettingsError) as e:
+        jobqueue.check_folder(app_env, jq)
+    assert "cluster.jobqueue.shared" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_keeper_sizes_jobs_to_the_work_within_minimum_and_maximum():

@@ -81,6 +81,16 @@ def ensure_worker_env(app_env: AppEnv, jq: JobqueueSettings, cython: bool, say: 
     return res
 
 
+def check_folder(app_env: AppEnv, jq: JobqueueSettings) -> Path:
+    """The cluster's folder, refused with one line when sbatch could not take it (a space)."""
+    folder = files_dir(app_env, jq)
+    if any(c.isspace() for c in str(folder)):  # sbatch reads #SBATCH -o/-e paths unquoted
+        raise SettingsError(app_env.settings_path, "cluster.jobqueue.shared",
+                            f"the cluster folder {str(folder)!r} has a space, which sbatch's -o/-e cannot take",
+                            "set shared to a folder without one")
+    return folder
+
+
 def check_tools(app_env: AppEnv) -> None:
     """Refuse with one line when the SLURM commands are not on PATH (nothing is started)."""
     gone = [t for t in TOOLS if shutil.which(t) is None]
@@ -179,8 +189,9 @@ def make_job(app_env: AppEnv, jq: JobqueueSettings, address: str, cython: bool, 
 
 def write_script(app_env: AppEnv, jq: JobqueueSettings, address: str, cython: bool) -> Path:
     """Write the worker job script (made by dask-jobqueue) next to the keeper's config."""
+    folder = check_folder(app_env, jq)
     job = make_job(app_env, jq, address, cython, worker_certs(app_env, jq))
-    path = files_dir(app_env, jq) / "worker-job.sh"
+    path = folder / "worker-job.sh"
     atomic_write_text(path, job.job_script())
     return path
 
@@ -317,6 +328,7 @@ async def up(app_env: AppEnv, settings, scheduler: str | None, join_timeout: flo
     cluster = settings.cluster
     jq = cluster.jobqueue
     check_tools(app_env)
+    check_folder(app_env, jq)
     address_wanted = check_scheduler(scheduler if scheduler is not None else cluster.scheduler)
     tag = tag_of(app_env)
     with cluster_lock(app_env):

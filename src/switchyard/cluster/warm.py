@@ -315,12 +315,14 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
                  "protocol": tls.protocol_of(address) if address else None, "certificate": None,
                  "dashboard": record.dashboard if record else None, "id": record.id if record else None,
                  "started_at": record.started_at if record else None, "hosts": {}, "workers": 0}
+    if record is not None and record.kind == "slurm":
+        out["kind"], out["jobs"] = "slurm", []
     if not address or not answers(address):
-        return out
+        return _orphan_jobs(app_env, out)
     try:
         info = scheduler_info(address, processing=True)
     except (OSError, TimeoutError):
-        return out
+        return _orphan_jobs(app_env, out)
     wanted = record.wanted if record else {}
     host_of = {name: host for host, name in worker_names(wanted)}
     pids = {w.name: w.pid for w in record.workers} if record else {}
@@ -347,6 +349,15 @@ def status_of(app_env: AppEnv, record: ClusterRecord | None, scheduler: str | No
         return _batch_status(app_env, out, info, hosts)
     out.update(state=("existing" if record is None else "degraded" if missing else "up"), hosts=hosts,
                workers=sum(len(h["workers"]) for h in hosts.values()))
+    return out
+
+
+def _orphan_jobs(app_env: AppEnv, out: dict) -> dict:
+    """A SLURM cluster whose scheduler is gone may still have jobs queued: list them (down cancels them)."""
+    if out.get("kind") == "slurm":
+        from switchyard.cluster import jobqueue
+
+        out["jobs"] = jobqueue.job_rows(app_env, {})
     return out
 
 
@@ -392,8 +403,12 @@ def traffic_of(st: dict) -> str:
 def status(app_env: AppEnv) -> dict:
     """The app's warm cluster (or the scheduler at ``[cluster].scheduler`` when none was started)."""
     record = read_record(app_env)
-    scheduler = None if record else load_settings(app_env.settings_path).cluster.scheduler
-    return status_of(app_env, record, scheduler)
+    cluster = None if record else load_settings(app_env.settings_path).cluster
+    if cluster is not None and cluster.kind == "slurm":  # nothing recorded: jobs a crashed caller left, if any
+        out = status_of(app_env, None, None)
+        out["kind"] = "slurm"
+        return _orphan_jobs(app_env, out)
+    return status_of(app_env, record, cluster.scheduler if cluster else None)
 
 
 async def down(app_env: AppEnv, on_line: Line | None = None) -> dict:

@@ -135,7 +135,10 @@ def format_status(st: dict) -> str:
     from switchyard.cluster.warm import traffic_of
 
     if st["state"] == "down":
-        return f"cluster of '{st['app']}': down (start it with: switchyard cluster up {st['app']})"
+        left = st.get("jobs") or []
+        return (f"cluster of '{st['app']}': down (start it with: switchyard cluster up {st['app']})"
+                + (f"\n  {len(left)} SLURM job(s) still listed: {', '.join(j['id'] + ' ' + j['state'] for j in left)} "
+                   f"(switchyard cluster down {st['app']} cancels them)" if left else ""))
     dashboard = st["dashboard"] or "none (install bokeh in the worker environment for one)"
     lines = [f"cluster of '{st['app']}': {st['state']} at {st['address']}, {st['workers']} worker(s); "
              f"dashboard: {dashboard}", f"  traffic: {traffic_of(st)}"]
