@@ -40,6 +40,7 @@ class Action:
         workers: Host -> worker count.
         args: The app args passed as keywords (not used by install).
         costs: A distrib's cost source, ``"measured"`` (None: the app's weights).
+        backups: A run's straggler backups (``AGI.run(..., backups=True)``).
     """
 
     kind: str
@@ -49,6 +50,7 @@ class Action:
     workers: dict[str, int] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
     costs: str | None = None
+    backups: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -76,7 +78,7 @@ class Action:
             return {"modes_enabled": int(self.mode), "workers": dict(self.workers)}
         head = {"scheduler": self.scheduler, "workers": dict(self.workers)}
         if self.kind == "run":
-            head = {"mode": int(self.mode), **head}
+            head = {"mode": int(self.mode), **head, **({"backups": True} if self.backups else {})}
         elif self.kind == "benchmark":
             head = {"modes_enabled": int(self.mode), **head}
         elif self.kind == "distrib" and self.costs and self.costs != "weights":
@@ -89,7 +91,7 @@ class Action:
             return render_benchmark(self.app_env, self.mode, self.scheduler, self.workers, self.args)
         return snippets.render(self.kind, self.app_env, mode=int(self.mode), scheduler=self.scheduler,
                                workers=self.workers, args=self.args, modes_enabled=int(self.mode),
-                               costs=self.costs)
+                               costs=self.costs, backups=self.backups)
 
     def save_snippet(self) -> Path:
         """Write the snippet to ``<workspace>/snippets/<app>/AGI_<kind>.py`` (the Pipeline page imports it)."""
@@ -109,8 +111,9 @@ class Action:
             return submit.get_distrib(self.app_env, kw.pop("scheduler"), kw.pop("workers"), True, None,
                                       kw.pop("costs", None), **kw)
         if self.kind == "run":
+            options = {"backups": True} if kw.pop("backups", False) else None
             return submit.run_sync(self.app_env, kw.pop("mode"), kw.pop("scheduler"), kw.pop("workers"),
-                                   False, on_line, **kw)
+                                   False, on_line, options=options, **kw)
         return bench.benchmark_sync(self.app_env, kw.pop("modes_enabled"), kw.pop("scheduler"),
                                     kw.pop("workers"), on_line, **kw)
 

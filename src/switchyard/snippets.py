@@ -66,9 +66,10 @@ def _kwarg_name(name: str) -> str:
 
 def render(kind: str, app_env: AppEnv, *, mode: int | None = None, scheduler: str | None = None,
            workers: dict[str, int] | None = None, args: dict[str, Any] | None = None,
-           modes_enabled: int | None = None, action: str | None = None, costs: str | None = None) -> str:
+           modes_enabled: int | None = None, action: str | None = None, costs: str | None = None,
+           backups: bool = False) -> str:
     """The snippet text for ``kind`` (install, distrib, run, serve); ``costs`` is a distrib's cost
-    source when not the default weights."""
+    source when not the default weights; ``backups`` a run's straggler backups when on."""
     if kind not in KINDS:
         raise SnippetError(f"unknown snippet kind {kind!r}: choose one of {', '.join(KINDS)}")
     env_args = [literal(app_env.app, "app")]
@@ -92,6 +93,8 @@ def render(kind: str, app_env: AppEnv, *, mode: int | None = None, scheduler: st
         call_args.append(f"mode={literal(int(mode or 0), 'mode')}")
         call_args.append(f"scheduler={literal(scheduler, 'scheduler')}")
         call_args.append(f"workers={literal(dict(workers or {}), 'workers')}")
+        if backups:
+            call_args.append("backups=True")
         func, result = "run", "result"
     else:
         call_args.append(f"action={literal(action or 'status', 'action')}")

@@ -17,3 +17,24 @@ def test_review_chart_has_one_pair_of_bars_per_worker():
     fig = chart(review(plan, batches(plan, {p.name: 0.5 for p in parts})))
     assert [t.type for t in fig.data] == ["bar", "bar"] and fig.layout.barmode == "group"
     assert all(list(t.x) == ["h-0", "h-1", "h-2"] for t in fig.data)
+
+
+def test_the_backup_tasks_toggle_puts_backups_in_the_run_snippet_and_the_call(flight):
+    from switchyard.actions import snippet_call
+
+    from tests.ui.conftest import open_page
+
+    at = open_page()
+    run_snippet = lambda: next(c.value for c in at.code if "AGI.run(" in c.value)  # noqa: E731
+    assert "backups" not in run_snippet()
+    at.toggle(key="run-backups-flight").set_value(True).run()
+    assert not at.exception
+    name, kwargs = snippet_call(run_snippet())
+    assert name == "run" and kwargs["backups"] is True and kwargs["mode"] == 4
+    # the button runs exactly that call (Action.call_kwargs is what the snippet shows)
+    from dataclasses import replace
+
+    from switchyard.actions import Action
+
+    action = replace(Action.from_settings("run", flight), backups=True)
+    assert snippet_call(action.snippet()) == (name, kwargs) and action.call_kwargs() == kwargs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -151,6 +152,11 @@ def render(app_env: AppEnv, settings: AppSettings, ready: bool) -> None:
     bench = st.toggle("Benchmark all modes", key=f"run-bench-{a}",
                       help="runs every mode the settings allow and compares them (writes benchmark.json)")
     action = Action.from_settings("benchmark" if bench else "run", app_env, settings)
+    if not bench and st.toggle("Backup tasks", key=f"run-backups-{a}",
+                               help="near the end, a batch running far past its expected time gets a copy on "
+                                    "a free worker; the first copy to complete wins (apps with "
+                                    "pure_batches = True, dask modes)"):
+        action = replace(action, backups=True)
     try:
         snippet_block(action.snippet(), action.file_name, action.save_snippet, key=f"run-{a}-{action.kind}")
     except SwitchyardError as e:
