@@ -53,8 +53,8 @@ CALLER_SECRETS = {"SWITCHYARD_API_TOKEN": "api-tok-H1", "SWITCHYARD_SMTP_PASSWOR
 
 @pytest.fixture(scope="module")
 def hidden_ssh(tmp_path_factory):
-    """(app env, scheduler address): a tiny app's warm cluster of two workers on the SSH "host"
-    127.0.0.2, whose sshd runs in a mount namespace where the workspace and the apps folder are
+    """(app env, scheduler address): the warm cluster of a tiny app ("hiddenapp"), two workers on
+    the SSH "host" 127.0.0.2, whose sshd runs in a mount namespace where the workspace and the apps folder are
     empty tmpfs mounts. Its workers cannot read any file of the driver's, as a host without a
     shared file system: code, jobs, results and cancels reach them over Dask only. The cluster is
     started (remote install included) while the caller's environment holds ``CALLER_SECRETS``.
@@ -69,11 +69,12 @@ def hidden_ssh(tmp_path_factory):
     root = tmp_path_factory.mktemp("hidden-ssh")
     apps, home = root / "apps", root / "home"
     init = TINY_INIT.replace("    n: int = 4\n", "    n: int = 4\n    show_env: bool = False\n")
-    make_tiny_app(apps, init=init.replace(
+    # its own name: a process imports an app once, and test_service's "tinyapp" has no show_env
+    make_tiny_app(apps, "hiddenapp", init=init.replace(
         "    def work_item(self, item):\n",
         "    def work_item(self, item):\n        if item == \"environ\" or self.args.show_env:\n"
         "            import os\n            return dict(os.environ)\n"))
-    env = AppEnv("tinyapp", apps_dir=apps, workspace=home)
+    env = AppEnv("hiddenapp", apps_dir=apps, workspace=home)
     with SSHServer(root / "sshd", [HIDDEN_HOST], hide=[apps, home]) as server:
         settings = env.settings_path.read_text().replace('"127.0.0.1" = 2', f'"{HIDDEN_HOST}" = 2')
         env.settings_path.write_text(settings.replace("[cluster]\n", '[cluster]\nscheduler = "127.0.0.1:0"\n')
