@@ -164,3 +164,17 @@ def test_preview_of_a_slurm_app_plans_on_the_minimum_and_address_starts_nothing(
         resolve(app_env, mode=4, place=True, start_cluster=True)
     assert "\n" not in str(e.value) and 'kind = "address"' in str(e.value) and "nothing answers" in str(e.value)
     assert not (app_env.home / "clusters").exists()
+
+
+def test_dask_jobqueue_loads_from_a_thread_and_keeps_the_callers_sigint_handler():
+    # RUN (AGI in a thread) and the page's Start cluster (a background job) build jobs outside the
+    # main thread; a fresh interpreter, so that dask_jobqueue is imported there for the first time.
+    code = ("import signal, threading\n"
+            "from switchyard.cluster import jobqueue\n"
+            "before = signal.getsignal(signal.SIGINT)\n"
+            "out = []\n"
+            "t = threading.Thread(target=lambda: out.append(jobqueue._slurm_job_class().__name__))\n"
+            "t.start(); t.join()\n"
+            "print(out, signal.getsignal(signal.SIGINT) is before)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "['SLURMJob'] True", proc.stderr[-2000:]

@@ -159,9 +159,28 @@ def worker_certs(app_env: AppEnv, jq: JobqueueSettings) -> tls.Certs:
     return out
 
 
+def _slurm_job_class():
+    """``dask_jobqueue.slurm.SLURMJob``. Importing dask_jobqueue installs a SIGINT handler
+    (``dask_jobqueue/runner.py``), which raises outside the main thread (RUN and the page call
+    this from threads) and would replace the caller's own: that one call is skipped."""
+    import signal
+
+    original = signal.signal
+
+    def keep_sigint(sig, handler):
+        return signal.getsignal(sig) if sig == signal.SIGINT else original(sig, handler)
+
+    signal.signal = keep_sigint
+    try:
+        from dask_jobqueue.slurm import SLURMJob
+    finally:
+        signal.signal = original
+    return SLURMJob
+
+
 def make_job(app_env: AppEnv, jq: JobqueueSettings, address: str, cython: bool, certs: tls.Certs):
     """The dask-jobqueue ``SLURMJob`` of one worker job joining the scheduler at ``address``."""
-    from dask_jobqueue.slurm import SLURMJob
+    SLURMJob = _slurm_job_class()
 
     from switchyard.cluster.env import env_python, worker_environ
     from switchyard.cluster.spec import WORKER_ENV
