@@ -636,12 +636,18 @@ class AppPartitions:
             results.close()
 
     def _write_timing(self, setup: float, execution: float, total: float) -> None:
-        import resource
-
-        # The driver's own peak RSS (Linux: KiB), exact where sampling from outside misses spikes.
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         atomic_write_bytes(self.run_dir / "timing.json", json.dumps(
             {"setup_seconds": setup, "execution_seconds": execution, "seconds": total,
-             "devices": dict(Counter(self.devices.values())), "peak_rss_bytes": peak}).encode())
+             "devices": dict(Counter(self.devices.values())), "peak_rss_bytes": _peak_rss()}).encode())
+
+
+def _peak_rss() -> int | None:
+    """This process's peak RSS in bytes: exact, where sampling from outside misses spikes.
+    VmHWM, not ru_maxrss: Linux counts in the latter the forking parent's memory before exec."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
