@@ -1,10 +1,12 @@
 """The run ETA as the operator reads it: `switchyard run`'s batch lines and the Orchestrate page's
 progress caption (AppTest), at 25, 50 and 75 % of one real 2-worker Dask run of equal batches
 (the engine benchmark app: every batch sleeps the same time), each within 50 % of the time that
-really remained until the last batch completed."""
+really remained until the last batch completed. In the same workspace (its engine environment
+built), benchmark.json keeps the history of two real `switchyard bench` runs with other args."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +18,7 @@ import pytest
 
 from switchyard.runs.store import RunStore
 
-from .conftest import REPO, SWITCHYARD
+from .conftest import REPO, SWITCHYARD, cli_json
 
 pytestmark = pytest.mark.timeout(300)
 PAGE = REPO / "pages" / "orchestrate.py"
@@ -87,3 +89,10 @@ def test_cli_and_page_eta_are_within_half_the_real_remaining_time(tmp_path, monk
     for k, (t, caption) in shown.items():
         real = t_end - t
         assert abs(eta_value(caption) - real) <= 0.5 * real, (k, caption, real)
+
+    # benchmark.json: one history entry per benchmark run, each with its args and modes
+    for n in (2, 3):
+        cli_json("bench", "engine", "--mode", "0", "--arg", f"n={n}", home=home, apps=apps)
+    doc = json.loads((home / "benchmark" / "engine" / "benchmark.json").read_text())
+    assert doc["args"]["n"] == 3 and [h["args"]["n"] for h in doc["history"]] == [2, 3]
+    assert all([r["mode"] for r in h["results"]] == [0] and h["fastest"] == 0 for h in doc["history"])
