@@ -194,7 +194,12 @@ def test_cluster_up_runs_flight_like_local_and_down_leaves_no_process(hosts, tmp
     assert cli_json("cluster", "status", "flight", home=hosts.home, apps=hosts.apps)["state"] == "down"
 
 
-def test_workers_that_do_not_join_in_time_are_named_and_stopped(hosts):
+def test_workers_that_do_not_join_in_time_are_named_and_stopped(hosts, monkeypatch):
+    # Workers that spawn a fresh interpreter take seconds to join, far beyond 0.2 s: forked from
+    # their nanny (the shipped default), host A's could join while host B's is still being launched.
+    from switchyard.cluster import spec
+
+    monkeypatch.setitem(spec.WORKER_ENV, "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "spawn")
     lines: list[str] = []
     with pytest.raises(ClusterError) as e:
         warm.up_sync(hosts.app_env, join_timeout=0.2, on_line=lines.append)
