@@ -6,6 +6,7 @@ import pytest
 
 from switchyard.app import Partition
 from switchyard.plan import build_plan, plan_digraph, plan_dot
+from switchyard.plan.graph import dot_svg
 
 NODE = re.compile(r"^\s*(\w+) \[label=", re.M)
 
@@ -92,6 +93,20 @@ def test_ipv6_hosts_and_odd_names_render_with_dot():
     ]
     assert {"::1", "fe80::2", "::1-0", "fe80::2-0", "fe80::2-1", "[::1]:8786"} <= set(texts)
     assert {'quote"d', "back\\slash", "<b>html</b>", "new line", "colon:port"} <= set(texts)
+
+
+def test_the_page_svg_is_one_escaped_line_with_every_node():
+    names = ["<b>html</b>", "</svg><script>alert(1)</script>", "plain"]
+    plan = build_plan("flight", {}, {"127.0.0.1": 2}, "127.0.0.1:8786",
+                      [Partition(n, float(i + 1)) for i, n in enumerate(names)], now=0.0)
+    source = plan_dot(plan)
+    svg = dot_svg(source)
+    assert "\n" not in svg and svg.startswith('<svg width="100%" role="img" aria-label="work plan"')
+    assert svg.endswith("</svg>") and svg.count("<svg") == 1 and svg.count("</svg>") == 1
+    assert "<!--" not in svg and "<title>" not in svg and "<script" not in svg and "<b>" not in svg
+    assert svg.count('class="node"') == len(nodes(source))  # scheduler, host, 2 workers, 3 partitions
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert set(names) <= set(texts) and "127.0.0.1-1" in texts
 
 
 @pytest.mark.parametrize("bad", [{"max_workers": -1}, {"max_partitions_per_worker": -2}])

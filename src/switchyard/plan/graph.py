@@ -133,6 +133,25 @@ def plan_dot(plan: WorkPlan, **kw) -> str:
     return plan_digraph(plan, **kw).source
 
 
+def dot_svg(source: str, label: str = "work plan") -> str:
+    """DOT ``source`` laid out by Graphviz's ``dot`` here, as one line of inline SVG.
+
+    Drawn on the server, the page shows it at once; ``st.graphviz_chart`` instead lays the
+    graph out in the browser with a WebAssembly Graphviz it must first load. The SVG keeps dot's
+    height, takes the container's width (its viewBox scales it) and is marked ``role="img"``.
+
+    Raises:
+        graphviz.ExecutableNotFound: ``dot`` is not installed (the Debian package graphviz).
+    """
+    svg = graphviz.Source(source).pipe(format="svg", encoding="utf-8")
+    svg = _NOISE.sub("", svg[svg.index("<svg"):])  # comments, and the ids dot puts in tooltips
+    svg = re.sub(r'^<svg width="[^"]*"', f'<svg width="100%" role="img" aria-label="{label}"', svg, count=1)
+    return " ".join(svg.split())  # one line: markdown would read an indented line as code
+
+
+_NOISE = re.compile(r"<!--.*?-->|<title>.*?</title>", re.S)
+
+
 def _shown_slots(slots: list[WorkerSlot], max_workers: int) -> list[int]:
     """Positions of the slots to draw: all of them, or the most loaded, kept in plan order."""
     if len(slots) <= max_workers:

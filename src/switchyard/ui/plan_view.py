@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import graphviz
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -22,6 +23,7 @@ from switchyard.runs import submit
 from switchyard.app import AppEnv
 from switchyard.exceptions import SwitchyardError
 from switchyard.plan import WorkPlan, plan_digraph, reassign_many
+from switchyard.plan.graph import dot_svg
 from switchyard.plan.summary import largest_partitions, worker_summary
 from switchyard.ui.common import show_error
 
@@ -219,6 +221,11 @@ def editor(app_env: AppEnv, state: dict) -> None:
         _apply(state, {n: target for n in names})
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _graph_svg(source: str) -> str:
+    return dot_svg(source)
+
+
 def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     """Graph, chart, editor and Save/Reset for the saved plan and its draft."""
     state = _draft(app_env, saved)
@@ -237,7 +244,11 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     if draft.cost_note:
         st.caption(f"Costs: {draft.cost_note}")
     with st.container(key="plan-graph"):
-        st.graphviz_chart(plan_digraph(draft), width="stretch")
+        graph = plan_digraph(draft)
+        try:  # laid out here: the browser loads no Graphviz of its own
+            st.markdown(_graph_svg(graph.source), unsafe_allow_html=True)
+        except graphviz.ExecutableNotFound:
+            st.graphviz_chart(graph, width="stretch")
     big = draft.partition_count > BIG_PLAN
     left, right = st.columns([3, 2])
     with left, st.container(key="plan-chart"):
