@@ -9,7 +9,6 @@ create time was kept fall back to the cluster's id in the command line; see
 
 from __future__ import annotations
 
-import fcntl
 import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -92,9 +91,5 @@ def save_record(app_env: AppEnv, record: ClusterRecord) -> None:
 def cluster_lock(app_env: AppEnv) -> Iterator[None]:
     path = app_env.home / "clusters" / f".{app_env.app}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with workspace.file_lock(path):
+        yield
