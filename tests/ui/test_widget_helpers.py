@@ -127,6 +127,42 @@ def test_load_table_and_moved_compare_the_draft_with_the_saved_plan():
     assert plan_view.ratio(draft) >= 1.0
 
 
+def test_load_chart_draws_a_bar_per_worker_with_the_peak_marked_and_the_saved_plan_outlined():
+    import re
+    import xml.etree.ElementTree as ET
+
+    saved = plan_of(8)
+    svg = plan_view.load_chart(saved, saved)
+    root = ET.fromstring(svg)  # well-formed: the page shows it inline
+    ns = "{http://www.w3.org/2000/svg}"
+    bars = [r for r in root.iter(f"{ns}rect") if r.get("class") == "load"]
+    share = saved.load_percent()
+    assert len(bars) == len(saved.slots) == 2
+    peak = max(share, key=share.get)
+    assert [b.get("fill") for b in bars if peak in b.find(f"{ns}title").text] == ["#e07b39"]
+    heights = {b.find(f"{ns}title").text.split(":")[0]: float(b.get("height")) for b in bars}
+    low = min(share, key=share.get)
+    assert heights[peak] / heights[low] == pytest.approx(share[peak] / share[low], rel=1e-3)
+    assert "saved plan" not in svg  # no unsaved moves: no outlines, no legend
+
+    name, source = next(iter(saved.assignment().items()))
+    draft = reassign(saved, name, "h-1" if source == "h-0" else "h-0")
+    moved_svg = plan_view.load_chart(draft, saved)
+    outlines = [r for r in ET.fromstring(moved_svg).iter(f"{ns}rect") if r.get("stroke") == "#555"]
+    assert len(outlines) == 1 + 2  # the legend's swatch and one per worker
+    assert re.search(r"saved plan: \d+\.\d\d %", moved_svg)
+
+
+def test_load_chart_escapes_worker_names_and_drops_labels_that_would_overlap():
+    from switchyard.ui.load_chart import load_svg
+
+    svg = load_svg(["<w&1>", "w2"], {"<w&1>": 60.0, "w2": 40.0})
+    assert "&lt;w&amp;1&gt;" in svg and "<w&1>" not in svg
+    many = [f"127.0.0.1-{i}" for i in range(64)]
+    crowded = load_svg(many, {w: 100 / 64 for w in many})
+    assert crowded.count("<title>") == 64 and ">127.0.0.1-5</text>" not in crowded  # names in tooltips only
+
+
 # -- run panel view ------------------------------------------------------------------------------
 
 def orch(created_at: float, status: Status = Status.RUNNING) -> Orchestration:

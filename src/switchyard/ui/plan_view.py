@@ -12,11 +12,12 @@ what it shows: a 100,000-partition plan draws as fast as a small one.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 
 import graphviz
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from switchyard.runs import submit
@@ -26,6 +27,7 @@ from switchyard.plan import WorkPlan, plan_digraph, reassign_many
 from switchyard.plan.graph import dot_svg
 from switchyard.plan.summary import largest_partitions, worker_summary
 from switchyard.ui.common import show_error
+from switchyard.ui.load_chart import load_svg
 
 PAGE_SIZE = 50
 ALL_WORKERS = "all workers"
@@ -106,22 +108,10 @@ def ratio(plan: WorkPlan) -> float:
 
 # -- widgets -----------------------------------------------------------------------------------
 
-def load_chart(draft: WorkPlan, saved: WorkPlan) -> go.Figure:
-    """Bars of load % per worker (draft), the saved plan's as outlines when they differ; peak in orange."""
-    share = draft.load_percent()
-    peak = max(share.values(), default=0.0)
+def load_chart(draft: WorkPlan, saved: WorkPlan) -> str:
+    """The load % per worker of the draft as inline SVG, the saved plan's as outlines when they differ."""
     ids = [s.id for s in draft.slots]
-    fig = go.Figure()
-    fig.add_bar(x=ids, y=[share[i] for i in ids], name="this plan",
-                marker_color=["#e07b39" if share[i] >= peak - 1e-9 else "#4c78a8" for i in ids],
-                text=[f"{share[i]:.1f} %" for i in ids], textposition="outside")
-    if moved(draft, saved):
-        before = saved.load_percent()
-        fig.add_bar(x=ids, y=[before.get(i, 0.0) for i in ids], name="saved plan",
-                    marker_color="rgba(0,0,0,0)", marker_line_color="#555", marker_line_width=1.5)
-    fig.update_layout(barmode="overlay", height=260, margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis_title="load %", title="Load per worker", showlegend=bool(moved(draft, saved)))
-    return fig
+    return load_svg(ids, draft.load_percent(), saved.load_percent() if moved(draft, saved) else None)
 
 
 def _stamp(path) -> tuple[int, int, int]:
@@ -226,25 +216,50 @@ def _graph_svg(source: str) -> str:
     return dot_svg(source)
 
 
+_MEMO: OrderedDict[tuple, tuple[tuple, object]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+MEMO_ENTRIES = 64
+
+
+def _memo(what: str, plans: tuple, compute):
+    """``compute()`` once per ``what`` and plan objects, shared by the sessions: each figure of
+    a 100,000-partition plan walks every partition (~20 ms each, 0.2 s a page load in all).
+    Plans are never changed in place (an edit makes a new draft), so their identity is the key;
+    the entry holds the plans themselves, so an id is never reused while it is cached."""
+    key = (what, *(id(p) for p in plans))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], plans)):
+            _MEMO.move_to_end(key)
+            return hit[1]
+    value = compute()
+    with _MEMO_LOCK:
+        _MEMO[key] = (plans, value)
+        while len(_MEMO) > MEMO_ENTRIES:
+            _MEMO.popitem(last=False)
+    return value
+
+
 def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     """Graph, chart, editor and Save/Reset for the saved plan and its draft."""
     state = _draft(app_env, saved)
     draft: WorkPlan = state["plan"]
-    changes = moved(draft, saved)
+    changes = _memo("moved", (draft, saved), lambda: moved(draft, saved))
     m = st.columns(5)
     m[0].metric("Partitions", draft.partition_count)
     m[1].metric("Workers", f"{len(draft.slots)} on {len({s.host for s in draft.slots})} host(s)")
-    m[2].metric("Makespan / lower bound", f"{ratio(draft):.3f}",
-                delta=f"{ratio(draft) - ratio(saved):+.3f}" if changes else None, delta_color="inverse")
+    r_draft = _memo("ratio", (draft,), lambda: ratio(draft))
+    m[2].metric("Makespan / lower bound", f"{r_draft:.3f}", delta_color="inverse",
+                delta=f"{r_draft - _memo('ratio', (saved,), lambda: ratio(saved)):+.3f}" if changes else None)
     m[3].metric("Unsaved moves", len(changes))
-    predicted = draft.predicted_makespan_seconds
+    predicted = _memo("predicted", (draft,), lambda: draft.predicted_makespan_seconds)
     with m[4], st.container(key="plan-predicted"):
         st.metric("Predicted makespan", f"{predicted:.3f} s" if predicted is not None else "—",
                   help="the plan's seconds from the costs measured in past runs of this mode")
     if draft.cost_note:
         st.caption(f"Costs: {draft.cost_note}")
     with st.container(key="plan-graph"):
-        graph = plan_digraph(draft)
+        graph = _memo("graph", (draft,), lambda: plan_digraph(draft))
         try:  # laid out here: the browser loads no Graphviz of its own
             st.markdown(_graph_svg(graph.source), unsafe_allow_html=True)
         except graphviz.ExecutableNotFound:
@@ -252,14 +267,16 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     big = draft.partition_count > BIG_PLAN
     left, right = st.columns([3, 2])
     with left, st.container(key="plan-chart"):
-        st.plotly_chart(load_chart(draft, saved), width="stretch", config={"displayModeBar": False})
-    with right, st.container(key="plan-load-table"):
-        st.dataframe(load_table(draft, saved, ranges=big), hide_index=True, width="stretch")
+        st.markdown(_memo("chart", (draft, saved), lambda: load_chart(draft, saved)),
+                    unsafe_allow_html=True)  # no chart bundle to load
+    with right, st.container(key="plan-load-table"):  # static tables: no data grid to load either
+        st.table(_memo("table", (draft, saved), lambda: load_table(draft, saved, ranges=big).set_index("worker")))
     if big:
         with st.container(key="plan-largest"):
             st.caption(f"The 10 largest of {draft.partition_count:,} partitions (the editor below "
                        "pages and filters them all)")
-            st.dataframe(pd.DataFrame(largest_partitions(draft, 10)), hide_index=True, width="stretch")
+            st.table(_memo("largest", (draft,),
+                           lambda: pd.DataFrame(largest_partitions(draft, 10)).set_index("partition")))
     st.markdown("**Work plan editor**")
     editor(app_env, state)
     b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")

@@ -28,6 +28,11 @@ class EngineArgs(Args):
 
 def noop(x=None) -> None:
     """The raw floor's task: nothing (imported by reference on the workers)."""
+
+
+def nap(ms: int) -> None:
+    """(e)'s raw floor task: sleep ``ms`` milliseconds, as a partition with ``work_ms`` does."""
+    time.sleep(ms / 1000)
     return None
 
 
