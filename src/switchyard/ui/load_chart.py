@@ -31,8 +31,8 @@ def load_svg(ids: list[str], share: dict[str, float], saved: dict[str, float] | 
     def y(v: float) -> float:
         return TOP + plot_h * (1 - v / top)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
-           f'aria-label="load per worker" font-family="sans-serif" font-size="11">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+           f'style="max-width: {WIDTH + 120}px" role="img" aria-label="load per worker" font-family="sans-serif" font-size="11">',
            f'<text x="{LEFT}" y="16" font-size="14">Load per worker</text>']
     if saved is not None:
         out.append(f'<rect x="{WIDTH - 170}" y="6" width="12" height="12" fill="{BAR}"/>'

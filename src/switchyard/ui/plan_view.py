@@ -43,7 +43,7 @@ def plan_rows(plan: WorkPlan) -> pd.DataFrame:
     rows = [(p.index, p.name, p.weight, s.id) for s in plan.slots for p in s.partitions]
     rows.sort()
     frame = pd.DataFrame(rows, columns=["index", "partition", "weight", "worker"])
-    frame.insert(3, "share %", (100.0 * frame["weight"] / total).round(2) if total > 0 else 0.0)
+    frame.insert(3, "share %", (100.0 * frame["weight"] / total).round(6) if total > 0 else 0.0)
     return frame.drop(columns="index").reset_index(drop=True)
 
 
@@ -185,7 +185,8 @@ def editor(app_env: AppEnv, state: dict) -> None:
         view, hide_index=True, width="stretch", key=f"plan-editor-{a}-{state['version']}-{page}-{text}-{worker}",
         disabled=["partition", "weight", "share %"],
         column_config={"worker": st.column_config.SelectboxColumn("worker", options=slot_ids, required=True),
-                       "weight": st.column_config.NumberColumn("weight", format="%.6g")},
+                       "weight": st.column_config.NumberColumn("weight", format="%.6g"),
+                       "share %": st.column_config.NumberColumn("share %", format="%.3g")},
     )
     st.caption(f"{len(shown)} of {len(rows)} partitions match · page {page} of {pages} · "
                f"{PAGE_SIZE} per page · change a worker cell to move a partition")
@@ -240,6 +241,17 @@ def _memo(what: str, plans: tuple, compute):
     return value
 
 
+NUMBER_FORMATS = {"partitions": "{:,}", "weight": "{:,.6g}", "min weight": "{:,.6g}", "median weight": "{:,.6g}",
+                  "max weight": "{:,.6g}", "load %": "{:.2f}", "saved load %": "{:.2f}", "share %": "{:.3g}",
+                  "predicted s": "{:.3f}"}
+
+
+def _styled(frame: pd.DataFrame, index: str):
+    """A static table indexed by ``index``, its numbers formatted for reading (not 50,000,000.0000)."""
+    frame = frame.set_index(index)
+    return frame.style.format({c: f for c, f in NUMBER_FORMATS.items() if c in frame.columns})
+
+
 def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     """Graph, chart, editor and Save/Reset for the saved plan and its draft."""
     state = _draft(app_env, saved)
@@ -247,7 +259,7 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
     changes = _memo("moved", (draft, saved), lambda: moved(draft, saved))
     m = st.columns(5)
     m[0].metric("Partitions", draft.partition_count)
-    m[1].metric("Workers", f"{len(draft.slots)} on {len({s.host for s in draft.slots})} host(s)")
+    m[1].metric("Workers / hosts", f"{len(draft.slots)} / {len({s.host for s in draft.slots})}")
     r_draft = _memo("ratio", (draft,), lambda: ratio(draft))
     m[2].metric("Makespan / lower bound", f"{r_draft:.3f}", delta_color="inverse",
                 delta=f"{r_draft - _memo('ratio', (saved,), lambda: ratio(saved)):+.3f}" if changes else None)
@@ -265,18 +277,16 @@ def render_plan(app_env: AppEnv, saved: WorkPlan, replan) -> None:
         except graphviz.ExecutableNotFound:
             st.graphviz_chart(graph, width="stretch")
     big = draft.partition_count > BIG_PLAN
-    left, right = st.columns([3, 2])
-    with left, st.container(key="plan-chart"):
-        st.markdown(_memo("chart", (draft, saved), lambda: load_chart(draft, saved)),
-                    unsafe_allow_html=True)  # no chart bundle to load
-    with right, st.container(key="plan-load-table"):  # static tables: no data grid to load either
-        st.table(_memo("table", (draft, saved), lambda: load_table(draft, saved, ranges=big).set_index("worker")))
+    with st.container(key="plan-chart"):  # inline SVG: no chart bundle to load
+        st.markdown(_memo("chart", (draft, saved), lambda: load_chart(draft, saved)), unsafe_allow_html=True)
+    with st.container(key="plan-load-table"):  # static tables: no data grid to load either
+        st.table(_memo("table", (draft, saved), lambda: _styled(load_table(draft, saved, ranges=big), "worker")))
     if big:
         with st.container(key="plan-largest"):
             st.caption(f"The 10 largest of {draft.partition_count:,} partitions (the editor below "
                        "pages and filters them all)")
             st.table(_memo("largest", (draft,),
-                           lambda: pd.DataFrame(largest_partitions(draft, 10)).set_index("partition")))
+                           lambda: _styled(pd.DataFrame(largest_partitions(draft, 10)), "partition")))
     st.markdown("**Work plan editor**")
     editor(app_env, state)
     b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
