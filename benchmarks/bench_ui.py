@@ -45,7 +45,7 @@ LOG_LINE_JS = """([before, needle]) => {
 PLAN_DRAWN_JS = """(partitions) => {
   const g = document.querySelector('.st-key-plan-graph svg g.node');
   const svg = g && g.closest('svg');
-  const chart = document.querySelector('.st-key-plan-chart svg rect.load');
+  const chart = document.querySelector('.st-key-plan-chart svg rect.bar');
   const editor = document.querySelector('.st-key-section-distribute [data-testid="stDataFrame"] canvas, '
     + '.st-key-section-distribute [data-testid="stDataFrameResizable"]');
   return !!(svg && svg.textContent.includes(partitions + ' partitions') && chart && editor);

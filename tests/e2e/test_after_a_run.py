@@ -33,9 +33,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SWITCHYARD = Path(sys.executable).parent / "switchyard"
 FILES = 4
 
-# (type, x) of each trace of the review chart, from the figure Plotly drew in the browser
-REVIEW_TRACES = """() => Array.from(document.querySelectorAll('.st-key-run-review-chart .js-plotly-plot'))
-    .map(d => (d._fullData || []).map(t => [t.type, Array.from(t.x || [])]))"""
+# (series, x) of each bar of the review chart, from the SVG the browser shows
+REVIEW_BARS = """() => Array.from(document.querySelectorAll('.st-key-run-review-chart svg rect.bar'))
+    .map(r => [r.dataset.series, r.dataset.x])"""
 
 BROKEN_VIEW = """
 from switchyard.analysis.views import View
@@ -107,9 +107,11 @@ def test_a_dask_run_its_logs_its_review_and_a_failing_view(workbench, page):
         # -- the review: one pair of bars (planned, measured) per worker
         review = page.locator(".st-key-run-review-chart")
         expect(review).to_be_visible()
-        page.wait_for_function(f"() => ({REVIEW_TRACES})().flat().length == 2")
-        (traces,) = page.evaluate(REVIEW_TRACES)
-        assert traces == [["bar", ["127.0.0.1-0", "127.0.0.1-1"]]] * 2, traces
+        page.wait_for_function(f"() => ({REVIEW_BARS})().length == 4")
+        drawn = page.evaluate(REVIEW_BARS)
+        series = sorted({name for name, _ in drawn})
+        assert len(series) == 2 and "measured" in series, drawn
+        assert [x for _, x in drawn] == ["127.0.0.1-0", "127.0.0.1-0", "127.0.0.1-1", "127.0.0.1-1"], drawn
         expect(run).to_contain_text("Lower bound of the measured costs")
 
         # "Plan from measured costs": the predicted makespan the CLI prints for the same plan

@@ -316,6 +316,12 @@ def test_benchmark_toggle_shows_its_snippet_and_the_results_with_the_fastest_mod
     assert "fastest is mode 4" in texts(at.markdown)
     table = at.dataframe[-1].value
     assert table["mode"].tolist() == [0, 4, 8] and table["status"].tolist()[-1] == "skipped"
+    from tests.ui.test_widget_helpers import bars
+
+    chart = next(m.value for m in at.markdown if 'aria-label="Seconds per mode' in m.value)
+    drawn = {b["x"]: b for b in bars(chart)}  # the completed modes only, the fastest in orange
+    assert list(drawn) == ["0 (____)", "4 (_d__)"] and drawn["4 (_d__)"]["fill"] == "#e07b39" != drawn["0 (____)"]["fill"]
+    assert drawn["0 (____)"]["height"] / drawn["4 (_d__)"]["height"] == pytest.approx(9.5 / 3.25, rel=1e-3)
 
 
 def test_cluster_section_starts_and_stops_a_warm_cluster(flight):

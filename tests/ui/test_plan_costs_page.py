@@ -3,7 +3,6 @@ completed run of the flight app, written through RunStore's API; no mocks."""
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
@@ -60,11 +59,13 @@ def test_review_chart_and_plan_from_measured_costs(flight):
 
     at = open_page()
     assert not at.exception
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    review = next(c for c in charts if c["layout"].get("title", {}).get("text") == "Planned vs measured load per worker")
+    from tests.ui.test_widget_helpers import bars
+
+    review = next(m.value for m in at.markdown if 'aria-label="Planned vs measured load per worker"' in m.value)
     slots = [s.id for s in weights_plan.slots]
-    assert [t["type"] for t in review["data"]] == ["bar", "bar"]
-    assert all(t["x"] == slots for t in review["data"])  # one pair of bars per worker
+    drawn = bars(review)
+    assert len({b["series"] for b in drawn}) == 2
+    assert [b["x"] for b in drawn] == [x for x in slots for _ in range(2)]  # one pair of bars per worker
     assert "Lower bound of the measured costs" in [m.label for m in at.metric]
 
     button(at, "CHECK DISTRIBUTE").click().run()

@@ -14,9 +14,19 @@ def test_review_chart_has_one_pair_of_bars_per_worker():
 
     parts = [Partition(f"p{i}", 1.0 + i, ()) for i in range(5)]
     plan = build_plan("a", {}, {"h": 3}, "s:1", parts)
-    fig = chart(review(plan, batches(plan, {p.name: 0.5 for p in parts})))
-    assert [t.type for t in fig.data] == ["bar", "bar"] and fig.layout.barmode == "group"
-    assert all(list(t.x) == ["h-0", "h-1", "h-2"] for t in fig.data)
+    from tests.ui.test_widget_helpers import bars
+
+    rev = review(plan, batches(plan, {p.name: 0.5 for p in parts}))
+    drawn = bars(chart(rev))  # inline SVG, well-formed
+    names = sorted({b["series"] for b in drawn})
+    assert names == ["measured", "planned (predicted s)" if rev.basis == "predicted"
+                     else "planned (weight share of measured s)"]
+    for name in names:  # one bar of each series per worker, in the workers' order
+        assert [b["x"] for b in drawn if b["series"] == name] == ["h-0", "h-1", "h-2"]
+    measured = {b["x"]: b["height"] for b in drawn if b["series"] == "measured"}
+    busiest = max(rev.measured, key=rev.measured.get)
+    assert max(measured, key=measured.get) == busiest and rev.measured[busiest] > 0
+    assert f"{busiest} · measured: {rev.measured[busiest]:.2f} s" in {b["title"] for b in drawn}
 
 
 def test_the_backup_tasks_toggle_puts_backups_in_the_run_snippet_and_the_call(flight):

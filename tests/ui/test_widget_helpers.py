@@ -127,40 +127,46 @@ def test_load_table_and_moved_compare_the_draft_with_the_saved_plan():
     assert plan_view.ratio(draft) >= 1.0
 
 
-def test_load_chart_draws_a_bar_per_worker_with_the_peak_marked_and_the_saved_plan_outlined():
-    import re
+def bars(svg: str) -> list[dict]:
+    """Each bar of an inline SVG chart: series, x, height, fill, stroke (the page shows it as is)."""
     import xml.etree.ElementTree as ET
 
+    ns = "{http://www.w3.org/2000/svg}"
+    return [{"series": r.get("data-series"), "x": r.get("data-x"), "height": float(r.get("height")),
+             "fill": r.get("fill"), "stroke": r.get("stroke"), "title": r.find(f"{ns}title").text}
+            for r in ET.fromstring(svg).iter(f"{ns}rect") if r.get("class") == "bar"]
+
+
+def test_load_chart_draws_a_bar_per_worker_with_the_peak_marked_and_the_saved_plan_outlined():
     saved = plan_of(8)
     svg = plan_view.load_chart(saved, saved)
-    root = ET.fromstring(svg)  # well-formed: the page shows it inline
-    ns = "{http://www.w3.org/2000/svg}"
-    bars = [r for r in root.iter(f"{ns}rect") if r.get("class") == "load"]
     share = saved.load_percent()
-    assert len(bars) == len(saved.slots) == 2
-    peak = max(share, key=share.get)
-    assert [b.get("fill") for b in bars if peak in b.find(f"{ns}title").text] == ["#e07b39"]
-    heights = {b.find(f"{ns}title").text.split(":")[0]: float(b.get("height")) for b in bars}
-    low = min(share, key=share.get)
+    drawn = bars(svg)  # well-formed XML with one bar per worker
+    assert [b["x"] for b in drawn] == [s.id for s in saved.slots] == ["h-0", "h-1"]
+    peak, low = max(share, key=share.get), min(share, key=share.get)
+    assert share[peak] > share[low]
+    fills = {b["x"]: b["fill"] for b in drawn}
+    assert fills[peak] == "#e07b39" and fills[low] != "#e07b39"
+    heights = {b["x"]: b["height"] for b in drawn}
     assert heights[peak] / heights[low] == pytest.approx(share[peak] / share[low], rel=1e-3)
     assert "saved plan" not in svg  # no unsaved moves: no outlines, no legend
 
     name, source = next(iter(saved.assignment().items()))
     draft = reassign(saved, name, "h-1" if source == "h-0" else "h-0")
-    moved_svg = plan_view.load_chart(draft, saved)
-    outlines = [r for r in ET.fromstring(moved_svg).iter(f"{ns}rect") if r.get("stroke") == "#555"]
-    assert len(outlines) == 1 + 2  # the legend's swatch and one per worker
-    assert re.search(r"saved plan: \d+\.\d\d %", moved_svg)
+    outlines = [b for b in bars(plan_view.load_chart(draft, saved)) if b["series"] == "saved plan"]
+    assert [b["x"] for b in outlines] == ["h-0", "h-1"] and {b["fill"] for b in outlines} == {"none"}
+    before = saved.load_percent()
+    assert all(f"saved plan: {before[b['x']]:.2f} %" in b["title"] for b in outlines)
 
 
-def test_load_chart_escapes_worker_names_and_drops_labels_that_would_overlap():
-    from switchyard.ui.load_chart import load_svg
+def test_bar_charts_escape_names_and_drop_labels_that_would_overlap():
+    from switchyard.ui.bar_chart import Series, bars_svg
 
-    svg = load_svg(["<w&1>", "w2"], {"<w&1>": 60.0, "w2": 40.0})
-    assert "&lt;w&amp;1&gt;" in svg and "<w&1>" not in svg
+    svg = bars_svg("t", ["<w&1>", "w2"], [Series("s", {"<w&1>": 60.0, "w2": 40.0})], "load %")
+    assert "&lt;w&amp;1&gt;" in svg and "<w&1>" not in svg and len(bars(svg)) == 2
     many = [f"127.0.0.1-{i}" for i in range(64)]
-    crowded = load_svg(many, {w: 100 / 64 for w in many})
-    assert crowded.count("<title>") == 64 and ">127.0.0.1-5</text>" not in crowded  # names in tooltips only
+    crowded = bars_svg("t", many, [Series("s", {w: 100 / 64 for w in many})], "load %")
+    assert len(bars(crowded)) == 64 and ">127.0.0.1-5</text>" not in crowded  # names in tooltips only
 
 
 # -- run panel view ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from switchyard.plan import WorkPlan, plan_digraph, reassign_many
 from switchyard.plan.graph import dot_svg
 from switchyard.plan.summary import largest_partitions, worker_summary
 from switchyard.ui.common import show_error
-from switchyard.ui.load_chart import load_svg
+from switchyard.ui.bar_chart import PEAK, Series, bars_svg
 
 PAGE_SIZE = 50
 ALL_WORKERS = "all workers"
@@ -109,9 +109,15 @@ def ratio(plan: WorkPlan) -> float:
 # -- widgets -----------------------------------------------------------------------------------
 
 def load_chart(draft: WorkPlan, saved: WorkPlan) -> str:
-    """The load % per worker of the draft as inline SVG, the saved plan's as outlines when they differ."""
+    """The load % per worker of the draft as inline SVG, the peak in orange, and the saved
+    plan's as outlines over it while the draft has unsaved moves."""
     ids = [s.id for s in draft.slots]
-    return load_svg(ids, draft.load_percent(), saved.load_percent() if moved(draft, saved) else None)
+    share = draft.load_percent()
+    peak = max(share.values(), default=0.0)
+    series = [Series("this plan", share, fills={i: PEAK for i in ids if share[i] >= peak - 1e-9})]
+    if moved(draft, saved):
+        series.append(Series("saved plan", saved.load_percent(), outline=True))
+    return bars_svg("Load per worker", ids, series, "load %", unit="%", overlay=True, legend=len(series) > 1)
 
 
 def _stamp(path) -> tuple[int, int, int]:

@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from switchyard import ui_jobs
@@ -28,6 +27,7 @@ from switchyard.runs.state import Orchestration, Status, allowed_commands
 from switchyard.runs.store import RunStore
 from switchyard.settings import AppSettings
 from switchyard.ui import run_review
+from switchyard.ui.bar_chart import PEAK, Series, bars_svg
 from switchyard.ui.common import error_text, show_error, snippet_block
 from switchyard.ui.log_panel import engine_log_view, live, log_lines, log_view
 from switchyard.ui.status import progress_bar, status_badge
@@ -130,13 +130,13 @@ def benchmark_results(app_env: AppEnv) -> None:
         lambda r: ["background-color: #d4edda" if r["mode"] == fastest else "" for _ in r], axis=1),
         hide_index=True, width="stretch")
     ok = rows[rows["status"] == "completed"]
-    if not ok.empty:
-        fig = go.Figure(go.Bar(
-            x=[f"{m} ({s})" for m, s in zip(ok["mode"], ok["mode_string"])], y=ok["seconds"],
-            marker_color=["#e07b39" if m == fastest else "#4c78a8" for m in ok["mode"]],
-            text=[f"{v:.2f} s" for v in ok["seconds"]], textposition="outside"))
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="seconds")
-        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    if not ok.empty:  # inline SVG: the Orchestrate page loads no chart bundle
+        names = [f"{m} ({s})" for m, s in zip(ok["mode"], ok["mode_string"])]
+        seconds = Series("seconds", dict(zip(names, map(float, ok["seconds"]))),
+                         fills={n: PEAK for n, m in zip(names, ok["mode"]) if m == fastest})
+        with st.container(key="run-bench-chart"):
+            st.markdown(bars_svg("Seconds per mode (the fastest in orange)", names, [seconds], "seconds", unit="s",
+                                 legend=False), unsafe_allow_html=True)
 
 
 def _start(app_env: AppEnv, action: Action) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from switchyard.app import AppEnv
@@ -14,6 +13,7 @@ from switchyard.exceptions import SwitchyardError
 from switchyard.plan.actuals import RunReview, review
 from switchyard.runs.state import Orchestration
 from switchyard.runs.store import RunStore
+from switchyard.ui.bar_chart import BAR, LIGHT, Series, bars_svg
 
 #: Above this many batches the review is not drawn here (the Orchestrations page pages them).
 MAX_BATCHES = 20_000
@@ -34,18 +34,13 @@ def run_review(app_env: AppEnv, store: RunStore, orch: Orchestration) -> RunRevi
     return review(plan, store.batches(orch.id), model.speeds)
 
 
-def chart(rev: RunReview) -> go.Figure:
-    """One pair of bars per worker: planned seconds and measured busy seconds."""
-    fig = go.Figure()
-    planned_name = "planned (predicted s)" if rev.basis == "predicted" else "planned (weight share of measured s)"
-    fig.add_bar(x=rev.workers, y=[rev.planned.get(w, 0.0) for w in rev.workers], name=planned_name,
-                marker_color="#9ecae1")
-    fig.add_bar(x=rev.workers, y=[rev.measured.get(w, 0.0) for w in rev.workers], name="measured",
-                marker_color="#4c78a8")
-    fig.update_layout(barmode="group", height=260, margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis_title="seconds", title="Planned vs measured load per worker",
-                      legend=dict(orientation="h", y=-0.2))
-    return fig
+def chart(rev: RunReview) -> str:
+    """One pair of bars per worker, as inline SVG: planned seconds and measured busy seconds."""
+    planned = "planned (predicted s)" if rev.basis == "predicted" else "planned (weight share of measured s)"
+    return bars_svg("Planned vs measured load per worker", list(rev.workers),
+                    [Series(planned, {w: rev.planned.get(w, 0.0) for w in rev.workers}, fill=LIGHT),
+                     Series("measured", {w: rev.measured.get(w, 0.0) for w in rev.workers}, fill=BAR)],
+                    "seconds", unit="s")
 
 
 def render(app_env: AppEnv, store: RunStore, orch: Orchestration) -> None:
@@ -62,7 +57,7 @@ def render(app_env: AppEnv, store: RunStore, orch: Orchestration) -> None:
                 help="max(sum of costs / sum of slot speeds, largest cost / fastest slot)")
     m[2].metric("Makespan / lower bound", f"{rev.ratio:.3f}")
     with st.container(key="run-review-chart"):
-        st.plotly_chart(chart(rev), width="stretch", config={"displayModeBar": False})
+        st.markdown(chart(rev), unsafe_allow_html=True)  # inline SVG: no chart bundle to load
     if rev.misestimated:
         st.caption("Most mis-estimated partitions (measured / predicted seconds)")
         st.dataframe(pd.DataFrame(rev.misestimated).round(3), hide_index=True, width="stretch")
