@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Container, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from switchyard.runs.task import BatchOutcome, BatchSpec, Partition, run_batch
 
@@ -50,17 +50,29 @@ class Completions:
         future.add_done_callback(self._done.put)
         return future
 
-    def wait(self, futures: Container, timeout: float) -> list[Any]:
-        """Futures of ``futures`` that finished, waiting up to ``timeout`` s for the first one.
+    def wait(self, futures: Collection, timeout: float, linger: float = 0.0) -> list[Any]:
+        """Futures of ``futures`` that finished, waiting up to ``timeout`` s for the first one,
+        then up to ``linger`` s more for others to finish with it (unless all of ``futures``
+        did): one gather and one store commit for several batches instead of one each.
         Finished futures not in ``futures`` (cancelled, forgotten) are dropped."""
-        got = []
         try:
-            got.append(self._done.get(timeout=timeout))
-            while True:
-                got.append(self._done.get_nowait())
+            got = [f for f in (self._done.get(timeout=timeout),) if f in futures]
         except queue.Empty:
-            pass
-        return [f for f in got if f in futures]
+            return []
+        until = time.monotonic() + linger
+        while True:
+            try:
+                f = self._done.get_nowait()
+            except queue.Empty:
+                left = until - time.monotonic()
+                if left <= 0 or len(got) >= len(futures):
+                    return got
+                try:
+                    f = self._done.get(timeout=left)
+                except queue.Empty:
+                    return got
+            if f in futures:
+                got.append(f)
 
 
 def _one_by_one(futures: list[Any]) -> dict[Any, Any]:
@@ -92,9 +104,10 @@ class LocalExecutor:
         """Submit (idx, partition, slot, key) batches; their futures in the same order."""
         return [self.submit(spec, idx, part, slot, key) for idx, part, slot, key in batches]
 
-    def wait(self, futures: Container, timeout: float) -> list[Any]:
-        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
-        return self._completions.wait(futures, timeout)
+    def wait(self, futures: Collection, timeout: float, linger: float = 0.0) -> list[Any]:
+        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one (and
+        ``linger`` s for more: :meth:`Completions.wait`)."""
+        return self._completions.wait(futures, timeout, linger)
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()
@@ -307,9 +320,10 @@ class DaskExecutor:
         running = {by_key[k]: w for k, w in executing.items() if k in by_key}
         return running, {w: n for w, n in free.items() if n > 0}
 
-    def wait(self, futures: Container, timeout: float) -> list[Any]:
-        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one."""
-        return self._completions.wait(futures, timeout)
+    def wait(self, futures: Collection, timeout: float, linger: float = 0.0) -> list[Any]:
+        """The futures of ``futures`` that finished, waiting up to ``timeout`` s for one (and
+        ``linger`` s for more: :meth:`Completions.wait`)."""
+        return self._completions.wait(futures, timeout, linger)
 
     def outcome(self, future: Any) -> BatchOutcome:
         return future.result()

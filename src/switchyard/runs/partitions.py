@@ -50,6 +50,10 @@ from switchyard.workspace import atomic_write_bytes
 JOB_FILE = "job.pkl"  # where the first engine kept a run's parameters (read for its old runs)
 WINDOW_PER_SLOT = 500  # batches in flight per worker slot when the request sets no cap
 WINDOW_MIN = 2000
+# Completions within this of the first are settled with it (one gather, one commit): a gather
+# per batch is a round trip through the scheduler to a worker, which costs the cluster's CPU.
+GATHER_LINGER = 0.05
+LINGER_BACKLOG = 4  # ... when this many batches per worker slot are in flight (so none idles)
 
 
 class StoredPartitions(Sequence):
@@ -376,7 +380,11 @@ class AppPartitions:
             if not inflight:
                 time.sleep(min(STATUS_POLL, max(0.01, min(todo.values()) - time.time())))
                 continue
-            done = self.executor.wait(inflight, timeout=STATUS_POLL)
+            # While the workers hold a backlog (or nothing waits to go out), completions that
+            # come within GATHER_LINGER of one another are gathered and committed together.
+            linger = GATHER_LINGER if (len(inflight) >= LINGER_BACKLOG * len(job.slot_names)
+                                       or len(todo) <= len(inflight)) else 0.0
+            done = self.executor.wait(inflight, timeout=STATUS_POLL, linger=linger)
             looks = Stragglers.INTERVAL if self.stragglers is not None else OBSERVE_INTERVAL
             if time.monotonic() - observed >= looks:
                 seen = self._show_running(inflight, shown_running, done)
