@@ -29,7 +29,8 @@ from switchyard.logs import EngineSplit, LineSink
 from switchyard.runs import launcher
 from switchyard.runs.leases import (BEAT_BUSY_TIMEOUT, HEARTBEAT_INTERVAL, LEASE_TTL,  # noqa: F401 (re-exported)
                                     OBSERVE_INTERVAL, PAUSE_DRAIN_TIMEOUT, STATUS_POLL, DriverLost)
-from switchyard.runs.partitions import AppPartitions, Job, checkpoint_path, write_checkpoint  # noqa: F401
+from switchyard.runs.job import Job, checkpoint_path, write_checkpoint  # noqa: F401 (re-exported)
+from switchyard.runs.partitions import AppPartitions
 from switchyard.runs.retry import backoff  # noqa: F401 (re-exported)
 from switchyard.runs.state import Status
 from switchyard.runs.store import RunStore
