@@ -32,10 +32,13 @@ from switchyard.runs.state import BatchStatus, Status
 
 WINDOW_PER_SLOT = 500  # batches in flight per worker slot when the request sets no cap
 WINDOW_MIN = 2000
-# Completions within this of the first are settled with it (one gather, one commit): a gather
-# per batch is a round trip through the scheduler to a worker, which costs the cluster's CPU.
+# When batches complete faster than the loop turns (its last wait returned LINGER_BURST or
+# more), completions within GATHER_LINGER of the first are settled with it: one gather (a
+# round trip through the scheduler to the workers) and one store commit for all of them.
+# Batches of tens of ms complete about one per turn and are gathered as they come.
 GATHER_LINGER = 0.05
-LINGER_BACKLOG = 4  # ... when this many batches per worker slot are in flight (so none idles)
+LINGER_BURST = 4
+LINGER_BACKLOG = 4  # ... and while this many batches per worker slot are in flight (none idles)
 
 
 class AppPartitions(Halts, Settle):
@@ -157,6 +160,7 @@ class AppPartitions(Halts, Settle):
         cap = job.max_inflight or min(total, max(WINDOW_MIN, WINDOW_PER_SLOT * len(job.slot_names))) or 1
         holding = False  # pausing: queued batches were cancelled, executing ones finish
         observed = time.monotonic()
+        burst = 0  # batches the last wait returned
         t_exec = time.time()
         while True:
             if self.signalled:
@@ -199,11 +203,10 @@ class AppPartitions(Halts, Settle):
             if not inflight:
                 time.sleep(min(STATUS_POLL, max(0.01, min(todo.values()) - time.time())))
                 continue
-            # While the workers hold a backlog (or nothing waits to go out), completions that
-            # come within GATHER_LINGER of one another are gathered and committed together.
-            linger = GATHER_LINGER if (len(inflight) >= LINGER_BACKLOG * len(job.slot_names)
-                                       or len(todo) <= len(inflight)) else 0.0
+            linger = GATHER_LINGER if burst >= LINGER_BURST and (
+                len(inflight) >= LINGER_BACKLOG * len(job.slot_names) or len(todo) <= len(inflight)) else 0.0
             done = self.executor.wait(inflight, timeout=STATUS_POLL, linger=linger)
+            burst = len(done)
             looks = Stragglers.INTERVAL if self.stragglers is not None else OBSERVE_INTERVAL
             if time.monotonic() - observed >= looks:
                 seen = self._show_running(inflight, shown_running, done)
