@@ -101,12 +101,15 @@ def test_snippet_does_what_the_cli_does(run_home, tmp_path):
     apps, home = run_home
     app_env = AppEnv("montecarlo", apps_dir=apps, workspace=home)
     lines = []
-    res = asyncio.run(AGI.run(app_env, mode=0, workers={"127.0.0.1": 1}, on_line=lines.append,
-                              tasks=3, samples_per_task=1000, chunks=1))
+    with ThreadPoolExecutor(1) as pool:  # the CLI's run meanwhile
+        by_cli = pool.submit(cli_json, "run", "montecarlo", "--mode", "0", "--workers", "127.0.0.1:1",
+                             "--arg", "tasks=3", "--arg", "samples_per_task=1000", "--arg", "chunks=1",
+                             home=home, apps=apps)
+        res = asyncio.run(AGI.run(app_env, mode=0, workers={"127.0.0.1": 1}, on_line=lines.append,
+                                  tasks=3, samples_per_task=1000, chunks=1))
+        cli_out = by_cli.result()
     assert res.status == "completed" and res.batches == 3
     assert any("completed" in line for line in lines)
-    cli_out = cli_json("run", "montecarlo", "--mode", "0", "--workers", "127.0.0.1:1", "--arg", "tasks=3",
-                       "--arg", "samples_per_task=1000", "--arg", "chunks=1", home=home, apps=apps)
     pd.testing.assert_frame_equal(pd.read_parquet(res.output), pd.read_parquet(cli_out["output"]))
 
 
