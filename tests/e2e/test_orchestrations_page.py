@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,8 @@ def pause_and_resume(workbench, page, oid: str) -> None:
     progress = page.locator(".st-key-orchestration-progress")
     expect(status).to_contain_text("running", timeout=60_000)
     # wait for a batch to complete (the page updates by itself), then pause
-    expect(progress).not_to_contain_text(" 0/12", timeout=90_000)
+    # (a positive match: "not 0/12" also held before the progress line was drawn at all)
+    expect(progress).to_contain_text(re.compile(r"\b([1-9]|1[01])/12 batches completed"), timeout=90_000)
     page.get_by_role("button", name="Pause").click()
     expect(status).to_contain_text("paused", timeout=60_000)
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
