@@ -15,7 +15,9 @@ def snapshot(*roots: Path) -> dict[str, str]:
     for root in roots:
         if root.exists():
             for p in sorted(root.rglob("*")):
-                if p.is_file():
+                # (bytecode caches are Python's, not the CLI's: they appear wherever an import
+                # may write them, i.e. unless PYTHONDONTWRITEBYTECODE is set)
+                if p.is_file() and "__pycache__" not in p.parts:
                     out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 

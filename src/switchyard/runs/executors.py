@@ -335,9 +335,14 @@ class DaskExecutor:
         if not futures:
             return {}
         try:
-            return dict(zip(futures, self.client.gather(list(futures), errors="raise")))
+            out = dict(zip(futures, self.client.gather(list(futures), errors="raise")))
         except BaseException:
-            return _one_by_one(futures)
+            out = _one_by_one(futures)
+        # Gathered: the cluster need not keep them. Held, a finished batch whose worker is then
+        # restarted (to stop a losing backup copy, or a cancelled batch) is executed again.
+        for f in futures:
+            f.release()
+        return out
 
     def _executing(self, strict: bool = False) -> dict[str, str]:
         """Key -> worker name of every task executing on the cluster ({} if the workers do
