@@ -73,6 +73,13 @@ def test_two_workers_run_in_the_env_and_close_leaves_nothing(provisioned_env, tm
         pids = list(cluster.pids.values())
         members = group_members(pids)
         assert len(members) >= 5  # scheduler + 2 nannies + their 2 worker processes
+        # Every listener of the cluster (Dask's comms and its HTTP servers, which bind 0.0.0.0
+        # unless told otherwise, even with --no-dashboard) is on the loopback bind address.
+        import psutil
+
+        listening = [(pid, c.laddr.ip) for pid in members for c in psutil.Process(pid).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and {ip for _, ip in listening} == {"127.0.0.1"}, listening
     print(f"cold start of 1 scheduler + 2 workers: {cold_start:.1f} s")
     assert [a[0] for a in answers] == ["127.0.0.1-0", "127.0.0.1-1"]
     assert all(a[1] == str(env_python(app_env)) == a[2] for a in answers)

@@ -92,8 +92,10 @@ def scheduler_argv(spec: ClusterSpec, port: int, dashboard: bool) -> list[str]:
     argv = [host.python, "-m", "distributed.cli.dask_scheduler", "--host", host.bind, "--port", str(port),
             "--scheduler-file", f"{host.folder}/scheduler.json"]
     argv += host.tls.argv() if host.tls else []
-    # The dashboard (plain HTTP, no code execution) listens on the scheduler's bind address only.
-    argv += ["--dashboard-address", f"{host.bind}:0"] if dashboard else ["--no-dashboard"]
+    # The HTTP server (the dashboard when bokeh is there; /health, /metrics and the info pages
+    # always, even with --no-dashboard) listens on the scheduler's bind address only: without
+    # --dashboard-address it takes 0.0.0.0:8787.
+    argv += ["--dashboard-address", f"{host.bind}:0"] + ([] if dashboard else ["--no-dashboard"])
     if spec.idle_timeout:
         argv += ["--idle-timeout", f"{spec.idle_timeout:g}s"]
     return argv
@@ -110,6 +112,7 @@ def worker_argv(spec: ClusterSpec, host: str, name: str, address: str) -> list[s
     where = spec.hosts[host]
     return [where.python, "-m", "distributed.cli.dask_worker", address, "--name", name,
             "--nthreads", str(spec.nthreads), "--nworkers", "1", "--host", where.bind, "--no-dashboard",
+            "--dashboard-address", f"{where.bind}:0",  # its HTTP server too: else on all interfaces
             "--local-directory", f"{where.folder}/{name}", "--death-timeout", f"{spec.death_timeout:g}",
             *(where.tls.argv() if where.tls else []),
             *(["--resources", "GPU=1"] if spec.rapids else []),
